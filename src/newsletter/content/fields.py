@@ -1,0 +1,328 @@
+"""Field rules: what each field of an issue file may hold, and how to explain a mistake.
+
+A model field declares its rule with one of the helpers below (`text()`,
+`https_url()`, `topics()`, ...). The loader reads a YAML value through the
+rule; the rule either returns the typed value or reports a problem in words
+an editor understands and returns `INVALID`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+if TYPE_CHECKING:
+    from newsletter.content.loader import Reader
+
+INVALID: Any = object()
+LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def describe(value: Any) -> str:
+    """Name a YAML value's shape the way an editor would, for 'must be X, not Y'."""
+    if isinstance(value, dict):
+        return "a group of fields"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"yes/no ({str(value).lower()})"
+    if isinstance(value, dt.datetime | dt.date):
+        return f"a date ({value.isoformat()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return f"'{value}'"
+
+
+class Rule(ABC):
+    """Reads one YAML value into a typed value, or reports why it cannot."""
+
+    missing = "is missing"
+
+    @property
+    def empty(self) -> str:
+        """What to say when the key is there but blank."""
+        return "is empty" if self.missing == "is missing" else self.missing
+
+    @abstractmethod
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        """Return the typed value, or report a problem and return INVALID."""
+
+    def is_empty(self, value: Any) -> bool:
+        return value is None or (isinstance(value, str) and not value.strip())
+
+
+class Text(Rule):
+    def __init__(self, multiline: bool = False, max_length: int | None = None) -> None:
+        self.multiline = multiline
+        self.max_length = max_length
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return reader.problem(path, f"must be text, not {describe(value)}")
+        text = str(value).strip()
+        if not self.multiline and "\n" in text:
+            return reader.problem(path, "must fit on one line")
+        if self.max_length and len(text) > self.max_length:
+            return reader.problem(path, f"is {len(text)} characters; keep it to {self.max_length}")
+        return text
+
+
+class HttpsUrl(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not isinstance(value, str):
+            return reader.problem(path, f"must be an https:// address, not {describe(value)}")
+        url = value.strip()
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.netloc or " " in url:
+            return reader.problem(path, f"must be an https:// address, not '{url}'")
+        return url
+
+
+class ImageSource(Rule):
+    """An https:// image, or a file next to issue.yaml (published with the archive)."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not isinstance(value, str):
+            return reader.problem(path, f"must be an https:// address or a file name, not {describe(value)}")
+        source = value.strip()
+        if "://" in source or source.startswith("//"):
+            return HttpsUrl().read(reader, source, path)
+        if source.startswith("/") or ".." in source.split("/"):
+            return reader.problem(path, f"'{source}' must be a file inside the issue's folder")
+        if not (reader.issue_dir / source).is_file():
+            return reader.problem(path, f"no file '{source}' next to issue.yaml")
+        return source
+
+
+class Email(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not isinstance(value, str):
+            return reader.problem(path, f"must be an email address, not {describe(value)}")
+        try:
+            return validate_email(value.strip(), check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            return reader.problem(path, f"'{value.strip()}' is not an email address: {error}")
+
+
+class Date(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+                    return reader.problem(path, f"'{value}' is not a real date")
+        return reader.problem(path, f"must be a date written as YYYY-MM-DD, not {describe(value)}")
+
+
+class DateTime(Rule):
+    """A date and time such as `2023-10-05 10:00`, or a whole day such as `2023-10-05`."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=None)
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time())
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        return reader.problem(
+            path, f"must be a date and time written as YYYY-MM-DD HH:MM, not {describe(value)}"
+        )
+
+
+class Language(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, str) and LANGUAGE_TAG.match(value.strip()):
+            return value.strip()
+        return reader.problem(path, f"must be a language tag such as en-GB or cy, not {describe(value)}")
+
+
+class YesNo(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, bool):
+            return value
+        return reader.problem(path, f"must be true or false, not {describe(value)}")
+
+
+class PositiveInt(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return reader.problem(path, f"must be a whole number of pixels, not {describe(value)}")
+
+
+class Strings(Rule):
+    """A list of short texts; a single text is taken as a list of one."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        values = value if isinstance(value, list) else [value]
+        results = [Text().read(reader, item, (*path, index)) for index, item in enumerate(values)]
+        return INVALID if INVALID in results else tuple(results)
+
+
+class Vocabulary(Rule):
+    """One word from a controlled list (a region), matched by slug or by name."""
+
+    def __init__(self, lookup: Callable[[Reader], dict[str, str]], noun: str) -> None:
+        self.lookup = lookup
+        self.noun = noun
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        return reader.vocabulary_word(self.lookup(reader), self.noun, value, path)
+
+
+class Topics(Rule):
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        values = value if isinstance(value, list) else [value]
+        known = reader.vocabulary.topics
+        results = [reader.vocabulary_word(known, "topic", item, (*path, i)) for i, item in enumerate(values)]
+        return INVALID if INVALID in results else tuple(dict.fromkeys(results))
+
+
+class Nested(Rule):
+    """A group of fields read as one of the model's dataclasses."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        return reader.read_object(self.cls, value, path)
+
+
+class Items(Rule):
+    """A list of groups of fields; an empty list is a mistake unless the field is optional."""
+
+    def __init__(self, cls: type, allow_empty: bool = False) -> None:
+        self.cls = cls
+        self.allow_empty = allow_empty
+        self.missing = "has no items; add at least one or remove the section"
+
+    def is_empty(self, value: Any) -> bool:
+        return super().is_empty(value) or value == []
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not isinstance(value, list):
+            return reader.problem(path, f"must be a list of items (each starting with '- '), not {describe(value)}")
+        results = [reader.read_object(self.cls, item, (*path, i)) for i, item in enumerate(value)]
+        return INVALID if INVALID in results else tuple(results)
+
+
+def _field(rule: Rule, default: Any = dataclasses.MISSING, missing: str | None = None) -> Any:
+    if missing:
+        rule.missing = missing
+    if isinstance(default, tuple | list):
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata={"rule": rule})
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+def text(default: Any = dataclasses.MISSING, max_length: int | None = None, missing: str | None = None) -> Any:
+    """A one-line text; required unless a default is given."""
+    return _field(Text(max_length=max_length), default, missing)
+
+
+def markdown(default: Any = dataclasses.MISSING) -> Any:
+    """Markdown text (may span lines); raw HTML in it is sanitised when rendered."""
+    return _field(Text(multiline=True), default)
+
+
+def https_url(default: Any = dataclasses.MISSING) -> Any:
+    return _field(HttpsUrl(), default)
+
+
+def image_source() -> Any:
+    return _field(ImageSource())
+
+
+def email(default: Any = dataclasses.MISSING) -> Any:
+    return _field(Email(), default)
+
+
+def date(default: Any = dataclasses.MISSING) -> Any:
+    return _field(Date(), default)
+
+
+def datetime(default: Any = dataclasses.MISSING) -> Any:
+    return _field(DateTime(), default)
+
+
+def language(default: str) -> Any:
+    return _field(Language(), default)
+
+
+def yes_no(default: bool) -> Any:
+    return _field(YesNo(), default)
+
+
+def pixels(default: Any = None) -> Any:
+    return _field(PositiveInt(), default)
+
+
+def strings(default: Any = ()) -> Any:
+    return _field(Strings(), default)
+
+
+def region(default: Any = dataclasses.MISSING) -> Any:
+    return _field(Vocabulary(lambda reader: reader.vocabulary.regions, "region"), default)
+
+
+def topics() -> Any:
+    """Topics an item is about; delivery sends it only to subscribers who chose one of them."""
+    return _field(Topics(), ())
+
+
+def nested(cls: type, default: Any = dataclasses.MISSING, missing: str | None = None) -> Any:
+    return _field(Nested(cls), default, missing)
+
+
+def items(cls: type, allow_empty: bool = False) -> Any:
+    return _field(Items(cls, allow_empty), () if allow_empty else dataclasses.MISSING)
+
+
+class Sections(Rule):
+    """The issue's sections in order; each names its kind with `kind:`."""
+
+    missing = "has no sections; add at least one"
+
+    def __init__(self, kinds: Callable[[], dict[str, type]]) -> None:
+        self.kinds = kinds
+
+    def is_empty(self, value: Any) -> bool:
+        return super().is_empty(value) or value == []
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not isinstance(value, list):
+            return reader.problem(path, f"must be a list of sections (each starting with '- kind:'), not {describe(value)}")
+        kinds = self.kinds()
+        results = []
+        for index, section in enumerate(value):
+            where = (*path, index)
+            kind = section.get("kind") if isinstance(section, dict) else None
+            if kind not in kinds:
+                known = ", ".join(kinds)
+                if kind is None:
+                    message = f"needs a 'kind:' line saying which kind of section it is ({known})"
+                else:
+                    hint = reader.suggest(str(kind), kinds)
+                    message = f"unknown kind '{kind}'{hint}; use one of {known}"
+                results.append(reader.problem((*where, "kind") if kind else where, message))
+                continue
+            results.append(reader.read_object(kinds[kind], section, where, ignore=("kind",)))
+        return INVALID if INVALID in results else tuple(results)
+
+
+def sections(kinds: Callable[[], dict[str, type]]) -> Any:
+    return _field(Sections(kinds))

@@ -1,0 +1,141 @@
+"""Issue files -> typed `Issue`, collecting every problem with its line.
+
+The loader never stops at the first mistake: an editor fixing an issue wants
+the whole list, each as `issues/<slug>/issue.yaml:LINE: where: message`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any
+
+from newsletter.content.fields import INVALID, describe
+from newsletter.content.model import SECTION_KINDS, Issue
+from newsletter.errors import Problem, ProblemsFound, UserError, display_path
+from newsletter.vocabulary import Vocabulary
+from newsletter.yamlfile import YamlDocument, load_yaml
+
+ISSUE_FILE = "issue.yaml"
+
+
+def issue_file(issues_dir: Path, slug_or_path: str) -> Path:
+    """Find an issue's YAML from its slug (`2023-10`), its folder or the file itself."""
+    given = Path(slug_or_path)
+    if given.suffix in (".yaml", ".yml"):
+        candidate = given
+    elif given.is_dir() and (given / ISSUE_FILE).exists():
+        candidate = given / ISSUE_FILE
+    else:
+        candidate = issues_dir / slug_or_path / ISSUE_FILE
+    if not candidate.exists():
+        known = sorted(p.parent.name for p in issues_dir.glob(f"*/{ISSUE_FILE}"))
+        hint = difflib.get_close_matches(slug_or_path, known, n=1)
+        suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+        listing = f" Issues here: {', '.join(known)}." if known and not hint else ""
+        raise UserError(
+            f"{display_path(candidate)}: no such issue.{suggestion}{listing}"
+            f" Start one with: newsletter new {given.name}"
+        )
+    return candidate
+
+
+def load_issue(path: Path, vocabulary: Vocabulary) -> Issue:
+    """Read and validate one issue file; raise `ProblemsFound` listing every mistake."""
+    document = load_yaml(path)
+    reader = Reader(document, vocabulary, path.parent)
+    if not isinstance(document.data, dict):
+        shape = "empty" if document.data is None else describe(document.data)
+        reader.problem((), f"must be a group of fields (title:, date:, sections: ...), not {shape}")
+        raise ProblemsFound(reader.problems)
+    issue = reader.read_object(Issue, document.data, (), fixed={"slug": path.parent.name})
+    if reader.problems:
+        raise ProblemsFound(sorted(reader.problems, key=lambda p: p.line or 0))
+    return issue
+
+
+class Reader:
+    """Walks YAML data through the model's field rules, recording problems as it goes."""
+
+    def __init__(self, document: YamlDocument, vocabulary: Vocabulary, issue_dir: Path) -> None:
+        self.document = document
+        self.vocabulary = vocabulary
+        self.issue_dir = issue_dir
+        self.problems: list[Problem] = list(document.problems)
+        self.section_labels = _section_labels(document.data)
+
+    def problem(self, path: tuple, message: str) -> Any:
+        """Record a problem at `path` and return INVALID, so rules can `return reader.problem(...)`."""
+        self.problems.append(Problem(self.document.file, self.document.line_of(path), self.where(path), message))
+        return INVALID
+
+    def where(self, path: tuple) -> str:
+        """`('sections', 2, 'items', 1, 'url')` -> `publications[2].url` (items counted from 1)."""
+        parts = list(path)
+        text = ""
+        if len(parts) >= 2 and parts[0] == "sections" and isinstance(parts[1], int):
+            text = self.section_labels.get(parts[1], f"sections[{parts[1] + 1}]")
+            parts = parts[2:]
+            if len(parts) >= 2 and parts[0] == "items" and isinstance(parts[1], int):
+                text += f"[{parts[1] + 1}]"
+                parts = parts[2:]
+        for part in parts:
+            text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text
+
+    @staticmethod
+    def suggest(word: str, options: Any) -> str:
+        hint = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+        return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+    def vocabulary_word(self, known: dict[str, str], noun: str, value: Any, path: tuple) -> Any:
+        """Accept a slug or its display name (any case); name the closest slug on a typo."""
+        if not isinstance(value, str):
+            return self.problem(path, f"must be a {noun} such as '{next(iter(known), '')}', not {describe(value)}")
+        word = value.strip()
+        by_name = {name.casefold(): slug for slug, name in known.items()}
+        slug = word if word in known else by_name.get(word.casefold())
+        if slug is None:
+            hint = self.suggest(word.lower().replace(" ", "-"), known)
+            listed_in = display_path(self.vocabulary.directory / f"{noun}s.yaml")
+            return self.problem(path, f"unknown {noun} '{word}'{hint}; the {noun}s are listed in {listed_in}")
+        return slug
+
+    def read_object(self, cls: type, value: Any, path: tuple, ignore: tuple = (), fixed: dict | None = None) -> Any:
+        """Read a group of fields into `cls`; unknown keys, missing and bad values are all reported."""
+        if not isinstance(value, dict):
+            return self.problem(path, f"must be a group of fields (key: value), not {describe(value)}")
+        declared = {f.name: f for f in dataclasses.fields(cls) if "rule" in f.metadata}
+        for key in value:
+            if key not in declared and key not in ignore:
+                self.problem((*path, key), f"unknown key '{key}'{self.suggest(key, declared)}")
+        values: dict[str, Any] = dict(fixed or {})
+        for name, declared_field in declared.items():
+            rule = declared_field.metadata["rule"]
+            required = declared_field.default is dataclasses.MISSING and declared_field.default_factory is dataclasses.MISSING
+            raw = value.get(name)
+            if rule.is_empty(raw):
+                if required:
+                    values[name] = self.problem((*path, name), rule.empty if name in value else rule.missing)
+                continue
+            values[name] = rule.read(self, raw, (*path, name))
+        if INVALID in values.values():
+            return INVALID
+        return cls(**values)
+
+
+def _section_labels(data: Any) -> dict[int, str]:
+    """Name sections by kind (`publications`), numbering a kind used twice (`story#2`)."""
+    sections = data.get("sections") if isinstance(data, dict) else None
+    if not isinstance(sections, list):
+        return {}
+    kinds = [s.get("kind") if isinstance(s, dict) else None for s in sections]
+    labels: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for index, kind in enumerate(kinds):
+        if kind not in SECTION_KINDS:
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        labels[index] = kind if kinds.count(kind) == 1 else f"{kind}#{seen[kind]}"
+    return labels

@@ -1,0 +1,169 @@
+"""The typed shape of an issue: frozen dataclasses, one per section kind.
+
+Each field names the rule its YAML value is read with (see `fields.py`), so
+the model is also the schema: adding a field here is all the loader needs.
+Every section and every item may carry `topics`, which delivery uses to send
+it only to the subscribers who chose one of those topics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar
+
+from newsletter.content import fields as f
+
+FROZEN = {"frozen": True, "kw_only": True}
+
+
+@dataclass(**FROZEN)
+class Link:
+    label: str = f.text()
+    url: str = f.https_url()
+
+
+@dataclass(**FROZEN)
+class Image:
+    src: str = f.image_source()
+    alt: str = f.text(missing="is missing: every image needs alt text describing it for people who cannot see it")
+    width: int | None = f.pixels()
+
+
+@dataclass(**FROZEN)
+class Story:
+    """A lead story or feature: a headline, Markdown body, optional picture and links."""
+
+    KIND: ClassVar[str] = "story"
+    label: str | None = f.text(None)
+    title: str = f.text()
+    body: str = f.markdown()
+    image: Image | None = f.nested(Image, None)
+    links: tuple[Link, ...] = f.items(Link, allow_empty=True)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Publication:
+    title: str = f.text()
+    url: str = f.https_url()
+    summary: str = f.markdown()
+    date: dt.date = f.date()
+    authors: tuple[str, ...] = f.strings()
+    commissioner: str | None = f.text(None)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Publications:
+    KIND: ClassVar[str] = "publications"
+    heading: str = f.text("New publications")
+    intro: str | None = f.markdown(None)
+    items: tuple[Publication, ...] = f.items(Publication)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class PlaceUpdate:
+    place: str = f.text()
+    region: str = f.region()
+    kind: str | None = f.text(None)
+    updates: str = f.markdown()
+    link: Link | None = f.nested(Link, None)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Places:
+    KIND: ClassVar[str] = "places"
+    heading: str = f.text("Marmot Places")
+    intro: str | None = f.markdown(None)
+    items: tuple[PlaceUpdate, ...] = f.items(PlaceUpdate)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Collaboration:
+    title: str = f.text()
+    partners: tuple[str, ...] = f.strings()
+    body: str = f.markdown()
+    link: Link | None = f.nested(Link, None)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Collaborations:
+    KIND: ClassVar[str] = "collaborations"
+    heading: str = f.text("Other collaborations")
+    intro: str | None = f.markdown(None)
+    items: tuple[Collaboration, ...] = f.items(Collaboration)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Event:
+    title: str = f.text()
+    start: dt.datetime = f.datetime()
+    location: str = f.text()
+    url: str = f.https_url()
+    summary: str | None = f.markdown(None)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Events:
+    KIND: ClassVar[str] = "events"
+    heading: str = f.text("Events")
+    items: tuple[Event, ...] = f.items(Event)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class CallToAction:
+    """A sentence and a button: 'Register for the newsletter', 'Join the network'."""
+
+    KIND: ClassVar[str] = "call_to_action"
+    text: str = f.markdown()
+    label: str = f.text(max_length=40)
+    url: str = f.https_url()
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Links:
+    KIND: ClassVar[str] = "links"
+    heading: str = f.text("Further reading")
+    items: tuple[Link, ...] = f.items(Link)
+    topics: tuple[str, ...] = f.topics()
+
+
+@dataclass(**FROZEN)
+class Contact:
+    KIND: ClassVar[str] = "contact"
+    heading: str = f.text("Contact us")
+    text: str = f.markdown()
+    email: str = f.email()
+    topics: tuple[str, ...] = f.topics()
+
+
+Section = Story | Publications | Places | Collaborations | Events | CallToAction | Links | Contact
+SECTION_KINDS: dict[str, type] = {
+    cls.KIND: cls
+    for cls in (Story, Publications, Places, Collaborations, Events, CallToAction, Links, Contact)
+}
+
+
+@dataclass(**FROZEN)
+class Issue:
+    """One monthly issue, as the editor wrote it; `slug` is its folder name."""
+
+    slug: str
+    title: str = f.text()
+    date: dt.date = f.date()
+    subject: str = f.text()
+    preheader: str = f.text()
+    editor: str = f.text()
+    language: str = f.language("en-GB")
+    intro: str | None = f.markdown(None)
+    archive: bool = f.yes_no(False)
+    sections: tuple[Section, ...] = f.sections(lambda: SECTION_KINDS)

@@ -1,0 +1,170 @@
+"""Editor Markdown -> safe HTML for the email, and -> readable plain text for the text part.
+
+Both come from the same markdown-it token stream, so the text part says what
+the HTML says, with every link written out. Raw HTML in Markdown is allowed
+(editors paste it) but passes through nh3, which keeps only harmless tags and
+https/mailto links: no `<script>`, no `javascript:`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "em", "h3", "h4", "hr", "i", "img",
+    "li", "ol", "p", "pre", "s", "small", "strong", "sub", "sup", "table", "tbody",
+    "td", "th", "thead", "tr", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+# http stays so that `newsletter check` can point at it; the lint refuses it before sending.
+ALLOWED_SCHEMES = {"https", "http", "mailto"}
+TEXT_WIDTH = 72
+
+_parser = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+    ["strikethrough", "table", "replacements", "smartquotes"]
+)
+
+
+def to_html(source: str | None) -> Markup:
+    """Markdown -> sanitised HTML, safe to place in a template unescaped."""
+    if not source:
+        return Markup("")
+    rendered = _parser.render(source)
+    cleaned = nh3.clean(
+        rendered,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_SCHEMES,
+        link_rel=None,
+    )
+    return Markup(cleaned.strip())
+
+
+def to_text(source: str | None, width: int = TEXT_WIDTH) -> str:
+    """Markdown -> wrapped plain text; a link becomes `label (https://...)`."""
+    if not source:
+        return ""
+    return _TextWriter(width).write(_parser.parse(source)).strip("\n")
+
+
+class _TextWriter:
+    """Walks block tokens, keeping a stack of list markers for indentation."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.blocks: list[str] = []
+        self.lists: list[list[int | None]] = []  # per open list: [next number or None for bullets]
+        self.prefix_stack: list[str] = []
+        self.pending_marker: str | None = None
+        self.quote_depth = 0
+        self.after_list_item = False
+
+    def write(self, tokens: list[Token]) -> str:
+        for token in tokens:
+            handler = getattr(self, f"_{token.type}", None)
+            if handler:
+                handler(token)
+        return "\n\n".join(block for block in self.blocks if block.strip()) + "\n"
+
+    def _bullet_list_open(self, token: Token) -> None:
+        self.lists.append([None])
+
+    def _ordered_list_open(self, token: Token) -> None:
+        self.lists.append([int(token.attrGet("start") or 1)])
+
+    def _bullet_list_close(self, token: Token) -> None:
+        self.lists.pop()
+
+    _ordered_list_close = _bullet_list_close
+
+    def _list_item_open(self, token: Token) -> None:
+        state = self.lists[-1]
+        if state[0] is None:
+            self.pending_marker = "- "
+        else:
+            self.pending_marker = f"{state[0]}. "
+            state[0] += 1
+
+    def _blockquote_open(self, token: Token) -> None:
+        self.quote_depth += 1
+
+    def _blockquote_close(self, token: Token) -> None:
+        self.quote_depth -= 1
+
+    def _inline(self, token: Token) -> None:
+        self._add_paragraph(_inline_text(token.children or []))
+
+    def _fence(self, token: Token) -> None:
+        self.blocks.append(textwrap.indent(token.content.rstrip("\n"), "    "))
+
+    _code_block = _fence
+
+    def _html_block(self, token: Token) -> None:
+        self._add_paragraph(nh3.clean(token.content, tags=set()).strip())
+
+    def _hr(self, token: Token) -> None:
+        self.blocks.append("-" * 20)
+
+    def _add_paragraph(self, text: str) -> None:
+        if not text:
+            return
+        depth = len(self.lists)
+        indent = "  " * max(depth - 1, 0) if depth else ""
+        marker = self.pending_marker or ""
+        self.pending_marker = None
+        first = indent + marker
+        rest = indent + " " * len(marker) if depth else ""
+        quote = "> " * self.quote_depth
+        lines = []
+        for line in text.split("\n"):
+            lines.append(
+                textwrap.fill(
+                    line, self.width, initial_indent=quote + first, subsequent_indent=quote + rest,
+                    break_long_words=False, break_on_hyphens=False,
+                )
+            )
+            first = rest
+        paragraph = "\n".join(lines)
+        # Items of one list sit on consecutive lines; other blocks are separated by a blank line.
+        if depth and self.after_list_item:
+            self.blocks[-1] += "\n" + paragraph
+        else:
+            self.blocks.append(paragraph)
+        self.after_list_item = bool(depth)
+
+
+def _inline_text(children: list[Token]) -> str:
+    parts: list[str] = []
+    links: list[tuple[str, int]] = []
+    for child in children:
+        if child.type == "text" or child.type == "code_inline":
+            parts.append(child.content)
+        elif child.type == "softbreak":
+            parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+        elif child.type == "link_open":
+            links.append((str(child.attrGet("href") or ""), len(parts)))
+        elif child.type == "link_close" and links:
+            href, start = links.pop()
+            label = "".join(parts[start:]).strip()
+            target = href.removeprefix("mailto:")
+            if label and label != target:
+                parts.append(f" ({target})")
+            elif not label:
+                parts.append(target)
+        elif child.type == "image":
+            alt = child.content or str(child.attrGet("alt") or "")
+            if alt:
+                parts.append(f"[{alt}]")
+    return "".join(parts).strip()

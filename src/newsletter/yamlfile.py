@@ -1,0 +1,105 @@
+"""YAML that remembers where each value came from.
+
+PyYAML's composer keeps a line for every node; we turn the node tree into
+plain Python values plus a map from each value's path to its line, so the
+validator can say `issue.yaml:42` for any field, present or missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from newsletter.errors import Problem, ProblemsFound, UserError, display_path
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """Plain data from one YAML file, with the line of every key and list item."""
+
+    file: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, path: Path_) -> int | None:
+        """The line of `path`, or of its nearest ancestor that exists (for a missing key)."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file, turning every way that can fail into one clear message."""
+    shown = display_path(path)
+    if not path.exists():
+        raise UserError(f"{shown}: no such file")
+    if path.is_dir():
+        raise UserError(f"{shown}: is a folder, not a file")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{shown}: is not UTF-8 text (byte {error.start}); save it as UTF-8 and try again"
+        ) from None
+    except OSError as error:
+        raise UserError(f"{shown}: cannot be read: {error.strerror}") from None
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    """Parse one YAML file; a syntax error becomes a `ProblemsFound` with its line."""
+    text = read_text(path)
+    shown = display_path(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        reason = error.problem or error.context or "not valid YAML"
+        raise ProblemsFound([Problem(shown, line, "", f"not valid YAML: {reason}")]) from None
+    except yaml.YAMLError as error:
+        raise ProblemsFound([Problem(shown, None, "", f"not valid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    document = YamlDocument(file=shown, data=None, lines={(): 1})
+    if root is not None:
+        document.data = _to_python(root, (), document, loader)
+    return document
+
+
+def _to_python(node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.SafeLoader) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            line = key_node.start_mark.line + 1
+            if key in result:
+                where = ".".join(str(part) for part in (*path, key))
+                first = document.lines[(*path, key)]
+                document.problems.append(
+                    Problem(document.file, line, where, f"written twice (first on line {first}); keep one")
+                )
+                continue
+            document.lines[(*path, key)] = line
+            result[key] = _to_python(value_node, (*path, key), document, loader)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item_node in enumerate(node.value):
+            document.lines[(*path, index)] = item_node.start_mark.line + 1
+            items.append(_to_python(item_node, (*path, index), document, loader))
+        return items
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, yaml.YAMLError):
+        # An impossible timestamp such as 2023-02-30: keep the text so the
+        # field's own rule can explain what is wrong with it.
+        return node.value
