@@ -1,0 +1,143 @@
+"""`newsletter preview`: the email at phone and desktop widths, and its text part, side by side.
+
+A small local HTTP server (stdlib, loopback by default). It re-renders when
+any file of the issue, the theme or the vocabulary changes, and the page
+polls for that, so saving `issue.yaml` updates the preview within a second.
+A mistake in the file keeps the last good render on screen and lists the
+problems above it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+
+from newsletter.editor import CheckedIssue, Editor
+from newsletter.errors import ProblemsFound, UserError
+
+PAGE = "index.html.j2"
+STATIC = {"/preview.css": "text/css; charset=utf-8", "/preview.js": "text/javascript; charset=utf-8"}
+
+
+class PreviewState:
+    """The latest render of one issue, redone whenever a watched file's mtime changes."""
+
+    def __init__(self, editor: Editor, slug: str) -> None:
+        self.editor = editor
+        self.slug = slug
+        self.issue_dir = editor.locate(slug).parent
+        self.lock = threading.Lock()
+        self.stamp = ""
+        self.html = "<!doctype html><p>Not rendered yet.</p>"
+        self.text = ""
+        self.problems: list[str] = []
+        self.summary = ""
+        self.rendered_at = 0.0
+
+    def watched_stamp(self) -> str:
+        folders = (self.issue_dir, self.editor.settings.theme_dir, self.editor.settings.vocabulary_dir)
+        newest = max((p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()), default=0)
+        return str(newest)
+
+    def current(self) -> PreviewState:
+        """Re-render if anything changed on disk since the last render."""
+        with self.lock:
+            stamp = self.watched_stamp()
+            if stamp != self.stamp:
+                self._render()
+                self.stamp = stamp
+        return self
+
+    def _render(self) -> None:
+        self.rendered_at = time.time()
+        try:
+            checked = self.editor.check(self.slug)
+        except ProblemsFound as error:
+            self.problems = [str(problem) for problem in error.problems]
+            self.summary = f"{len(self.problems)} problem(s); showing the last good render"
+            return
+        except UserError as error:
+            self.problems = [str(error)]
+            self.summary = "cannot render; showing the last good render"
+            return
+        self.html, self.text = checked.edition.html, checked.edition.text
+        self.problems = [str(problem) for problem in checked.problems]
+        self.summary = checked.summary() if not self.problems else f"{len(self.problems)} problem(s) to fix"
+
+
+def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """Build (not start) the preview server; port 0 picks a free port."""
+    state = PreviewState(editor, slug).current()
+    preview_dir = editor.settings.theme_dir / "preview"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(preview_dir), autoescape=True)
+    try:
+        page = env.get_template(PAGE).render(slug=slug, live=True).encode()
+        static = {path: (preview_dir / path.lstrip("/")).read_bytes() for path in STATIC}
+    except (jinja2.TemplateError, OSError) as error:
+        raise UserError(f"{preview_dir}: the theme's preview page is missing or broken: {error}") from None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/":
+                self._send(page, "text/html; charset=utf-8")
+            elif path in STATIC:
+                self._send(static[path], STATIC[path])
+            elif path == "/email.html":
+                self._send(state.current().html.encode(), "text/html; charset=utf-8")
+            elif path == "/email.txt":
+                self._send(state.current().text.encode(), "text/plain; charset=utf-8")
+            elif path == "/state":
+                now = state.current()
+                body = {"stamp": now.stamp, "problems": now.problems, "summary": now.summary,
+                        "rendered_at": now.rendered_at}
+                self._send(json.dumps(body).encode(), "application/json")
+            else:
+                self._send(b"Not found", "text/plain", HTTPStatus.NOT_FOUND)
+
+        def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            """Keep the editor's terminal quiet: one line per render is printed by the CLI instead."""
+
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror}; try another --port") from None
+    server.daemon_threads = True
+    return server
+
+
+def write_static_preview(checked: CheckedIssue, theme_dir: Path, out_dir: Path) -> Path:
+    """A self-contained preview page next to a rendered `email.html`, for opening without a server."""
+    slug = checked.issue.slug
+    preview_dir = theme_dir / "preview"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(preview_dir), autoescape=True)
+    problems = [str(problem) for problem in checked.problems]
+    page = env.get_template(PAGE).render(slug=slug, live=False, text=checked.edition.text,
+                                         problems=problems, summary=checked.summary())
+    for name in STATIC:
+        (out_dir / name.lstrip("/")).write_bytes((preview_dir / name.lstrip("/")).read_bytes())
+    target = out_dir / "preview.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def preview_url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
