@@ -49,7 +49,9 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--like", "like", metavar="SLUG", help="Copy the structure of this earlier issue, with its items emptied.")
+@click.option(
+    "--like", "like", metavar="SLUG", help="Copy the structure of this earlier issue, with its items emptied."
+)
 @click.pass_context
 def new(ctx: click.Context, slug: str, like: str | None) -> None:
     """Start a draft issue in issues/SLUG/ (a commented skeleton of every section kind)."""
@@ -72,8 +74,13 @@ def check(ctx: click.Context, slug: str) -> None:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write email.html and email.txt into.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write email.html and email.txt into.",
+)
 @click.option("--force", is_flag=True, help="Write the files even when the lint finds problems.")
 @click.pass_context
 def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
@@ -87,7 +94,13 @@ def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
 @cli.command()
 @click.argument("slug")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0 picks a free one).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one).",
+)
 @click.pass_context
 def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
     """Show the email at 375 px and 600 px and its text part, reloading when files are saved."""
@@ -104,8 +117,14 @@ def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Folder for everything the demo writes.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for everything the demo writes.",
+)
 @click.option("--serve", is_flag=True, help="Then keep a live preview running (Ctrl-C stops).")
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:

@@ -43,7 +43,9 @@ class PreviewState:
 
     def watched_stamp(self) -> str:
         folders = (self.issue_dir, self.editor.settings.theme_dir, self.editor.settings.vocabulary_dir)
-        newest = max((p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()), default=0)
+        newest = max(
+            (p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()), default=0
+        )
         return str(newest)
 
     def current(self) -> PreviewState:
@@ -96,8 +98,12 @@ def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 
                 self._send(state.current().text.encode(), "text/plain; charset=utf-8")
             elif path == "/state":
                 now = state.current()
-                body = {"stamp": now.stamp, "problems": now.problems, "summary": now.summary,
-                        "rendered_at": now.rendered_at}
+                body = {
+                    "stamp": now.stamp,
+                    "problems": now.problems,
+                    "summary": now.summary,
+                    "rendered_at": now.rendered_at,
+                }
                 self._send(json.dumps(body).encode(), "application/json")
             else:
                 self._send(b"Not found", "text/plain", HTTPStatus.NOT_FOUND)
@@ -110,7 +116,7 @@ def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             """Keep the editor's terminal quiet: one line per render is printed by the CLI instead."""
 
     try:
@@ -127,8 +133,9 @@ def write_static_preview(checked: CheckedIssue, theme_dir: Path, out_dir: Path) 
     preview_dir = theme_dir / "preview"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(preview_dir), autoescape=True)
     problems = [str(problem) for problem in checked.problems]
-    page = env.get_template(PAGE).render(slug=slug, live=False, text=checked.edition.text,
-                                         problems=problems, summary=checked.summary())
+    page = env.get_template(PAGE).render(
+        slug=slug, live=False, text=checked.edition.text, problems=problems, summary=checked.summary()
+    )
     for name in STATIC:
         (out_dir / name.lstrip("/")).write_bytes((preview_dir / name.lstrip("/")).read_bytes())
     target = out_dir / "preview.html"
@@ -139,5 +146,3 @@ def write_static_preview(checked: CheckedIssue, theme_dir: Path, out_dir: Path) 
 def preview_url(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/"
-
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.yamlfile import load_yaml
 from newsletter.errors import Problem, ProblemsFound
+from newsletter.yamlfile import load_yaml
 
 FILES = ("topics", "regions", "sectors")
 
@@ -46,7 +46,11 @@ def _read_words(path: Path) -> tuple[dict[str, str], list[Problem]]:
         return words, [Problem(document.file, 1, "", "must be a list of '- slug: ... name: ...' entries")]
     for index, entry in enumerate(entries):
         line = document.line_of((index,))
-        if not (isinstance(entry, dict) and isinstance(entry.get("slug"), str) and isinstance(entry.get("name"), str)):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("slug"), str)
+            and isinstance(entry.get("name"), str)
+        ):
             problems.append(Problem(document.file, line, f"[{index + 1}]", "needs a 'slug' and a 'name'"))
         elif entry["slug"] in words:
             problems.append(Problem(document.file, line, entry["slug"], "is listed twice"))

@@ -216,7 +216,9 @@ class Items(Rule):
 
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
         if not isinstance(value, list):
-            return reader.problem(path, f"must be a list of items (each starting with '- '), not {describe(value)}")
+            return reader.problem(
+                path, f"must be a list of items (each starting with '- '), not {describe(value)}"
+            )
         results = [reader.read_object(self.cls, item, (*path, i)) for i, item in enumerate(value)]
         return INVALID if INVALID in results else tuple(results)
 
@@ -229,7 +231,9 @@ def _field(rule: Rule, default: Any = dataclasses.MISSING, missing: str | None =
     return dataclasses.field(default=default, metadata={"rule": rule})
 
 
-def text(default: Any = dataclasses.MISSING, max_length: int | None = None, missing: str | None = None) -> Any:
+def text(
+    default: Any = dataclasses.MISSING, max_length: int | None = None, missing: str | None = None
+) -> Any:
     """A one-line text; required unless a default is given."""
     return _field(Text(max_length=max_length), default, missing)
 
@@ -305,7 +309,9 @@ class Sections(Rule):
 
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
         if not isinstance(value, list):
-            return reader.problem(path, f"must be a list of sections (each starting with '- kind:'), not {describe(value)}")
+            return reader.problem(
+                path, f"must be a list of sections (each starting with '- kind:'), not {describe(value)}"
+            )
         kinds = self.kinds()
         results = []
         for index, section in enumerate(value):

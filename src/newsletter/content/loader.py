@@ -67,7 +67,9 @@ class Reader:
 
     def problem(self, path: tuple, message: str) -> Any:
         """Record a problem at `path` and return INVALID, so rules can `return reader.problem(...)`."""
-        self.problems.append(Problem(self.document.file, self.document.line_of(path), self.where(path), message))
+        self.problems.append(
+            Problem(self.document.file, self.document.line_of(path), self.where(path), message)
+        )
         return INVALID
 
     def where(self, path: tuple) -> str:
@@ -92,7 +94,9 @@ class Reader:
     def vocabulary_word(self, known: dict[str, str], noun: str, value: Any, path: tuple) -> Any:
         """Accept a slug or its display name (any case); name the closest slug on a typo."""
         if not isinstance(value, str):
-            return self.problem(path, f"must be a {noun} such as '{next(iter(known), '')}', not {describe(value)}")
+            return self.problem(
+                path, f"must be a {noun} such as '{next(iter(known), '')}', not {describe(value)}"
+            )
         word = value.strip()
         by_name = {name.casefold(): slug for slug, name in known.items()}
         slug = word if word in known else by_name.get(word.casefold())
@@ -102,7 +106,9 @@ class Reader:
             return self.problem(path, f"unknown {noun} '{word}'{hint}; the {noun}s are listed in {listed_in}")
         return slug
 
-    def read_object(self, cls: type, value: Any, path: tuple, ignore: tuple = (), fixed: dict | None = None) -> Any:
+    def read_object(
+        self, cls: type, value: Any, path: tuple, ignore: tuple = (), fixed: dict | None = None
+    ) -> Any:
         """Read a group of fields into `cls`; unknown keys, missing and bad values are all reported."""
         if not isinstance(value, dict):
             return self.problem(path, f"must be a group of fields (key: value), not {describe(value)}")
@@ -113,7 +119,10 @@ class Reader:
         values: dict[str, Any] = dict(fixed or {})
         for name, declared_field in declared.items():
             rule = declared_field.metadata["rule"]
-            required = declared_field.default is dataclasses.MISSING and declared_field.default_factory is dataclasses.MISSING
+            required = (
+                declared_field.default is dataclasses.MISSING
+                and declared_field.default_factory is dataclasses.MISSING
+            )
             raw = value.get(name)
             if rule.is_empty(raw):
                 if required:

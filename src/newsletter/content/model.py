@@ -26,7 +26,9 @@ class Link:
 @dataclass(**FROZEN)
 class Image:
     src: str = f.image_source()
-    alt: str = f.text(missing="is missing: every image needs alt text describing it for people who cannot see it")
+    alt: str = f.text(
+        missing="is missing: every image needs alt text describing it for people who cannot see it"
+    )
     width: int | None = f.pixels()
 
 

@@ -41,8 +41,9 @@ HINTS: dict[type, str] = {
 def create_issue(issues_dir: Path, slug: str, like: Path | None = None, today: dt.date | None = None) -> Path:
     """Write `issues/SLUG/issue.yaml`; never overwrite an existing issue."""
     if not SLUG.match(slug):
-        raise UserError(f"'{slug}' cannot name an issue: use lower-case letters, digits and "
-                        f"hyphens, such as 2023-11")
+        raise UserError(
+            f"'{slug}' cannot name an issue: use lower-case letters, digits and hyphens, such as 2023-11"
+        )
     folder = issues_dir / slug
     target = folder / ISSUE_FILE
     if target.exists():
@@ -137,8 +138,10 @@ def _from_previous(like: Path, slug: str, issue_date: dt.date) -> str:
         else:
             draft[key] = _empty(value)
     draft.update(title=f"{issue_date:%B %Y} Newsletter", date=issue_date.isoformat(), archive=False)
-    header = (f"# Draft issue {slug}, laid out like {display_path(like)}. Fill in the blanks and\n"
-              f"# run `newsletter check {slug}` to see what is left to do.\n")
+    header = (
+        f"# Draft issue {slug}, laid out like {display_path(like)}. Fill in the blanks and\n"
+        f"# run `newsletter check {slug}` to see what is left to do.\n"
+    )
     return header + yaml.safe_dump(draft, sort_keys=False, allow_unicode=True, width=100)
 
 

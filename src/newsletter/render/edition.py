@@ -62,7 +62,9 @@ class Renderer:
         try:
             theme_css = css_path.read_text(encoding="utf-8")
         except OSError as error:
-            raise UserError(f"{display_path(css_path)}: cannot read the theme's CSS: {error.strerror}") from None
+            raise UserError(
+                f"{display_path(css_path)}: cannot read the theme's CSS: {error.strerror}"
+            ) from None
         self.inliner = css_inline.CSSInliner(
             inline_style_tags=False,
             keep_style_tags=True,
@@ -96,7 +98,9 @@ class Renderer:
         try:
             return mjml2html(source, disable_comments=True)
         except Exception as error:  # mjml-python raises a bare error type for invalid MJML
-            raise UserError(f"{display_path(self.theme_dir / 'email')}: the theme's MJML does not compile: {error}") from None
+            raise UserError(
+                f"{display_path(self.theme_dir / 'email')}: the theme's MJML does not compile: {error}"
+            ) from None
 
     def _environment(self, kind: str, autoescape: bool, markdown_filter: object) -> jinja2.Environment:
         folder = self.theme_dir / kind
@@ -129,7 +133,9 @@ class Renderer:
             where = display_path(error.filename or folder / name)
             raise UserError(f"{where}:{error.lineno}: template error: {error.message}") from None
         except jinja2.UndefinedError as error:
-            raise UserError(f"{display_path(folder / name)}: template uses something undefined: {error.message}") from None
+            raise UserError(
+                f"{display_path(folder / name)}: template uses something undefined: {error.message}"
+            ) from None
 
     def image_url(self, source: str, issue: Issue) -> str:
         """An image file next to issue.yaml is published with the archive, under the issue's address."""

@@ -28,34 +28,67 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
     issue = edition.issue
 
     if len(edition.subject) > MAX_SUBJECT:
-        problems.append(source.problem("subject", f"is {len(edition.subject)} characters; inboxes cut "
-                                       f"subjects after about {MAX_SUBJECT}, so shorten it"))
+        problems.append(
+            source.problem(
+                "subject",
+                f"is {len(edition.subject)} characters; inboxes cut "
+                f"subjects after about {MAX_SUBJECT}, so shorten it",
+            )
+        )
     if not edition.preheader.strip() or edition.preheader not in edition.html:
-        problems.append(source.problem("preheader", "is missing from the email; inboxes show it next to the subject"))
+        problems.append(
+            source.problem("preheader", "is missing from the email; inboxes show it next to the subject")
+        )
     if edition.html_bytes > GMAIL_CLIP_BYTES:
-        problems.append(source.problem(
-            "", f"the email's HTML is {edition.html_bytes / 1024:.1f} KB; Gmail clips everything after "
-            f"{GMAIL_CLIP_BYTES // 1024} KB, so shorten items or move detail behind 'read more' links"))
+        problems.append(
+            source.problem(
+                "",
+                f"the email's HTML is {edition.html_bytes / 1024:.1f} KB; Gmail clips everything after "
+                f"{GMAIL_CLIP_BYTES // 1024} KB, so shorten items or move detail behind 'read more' links",
+            )
+        )
 
     page = _Elements()
     page.feed(edition.html)
     for src, alt in page.images:
         if not (alt or "").strip():
-            problems.append(source.problem("image", f"'{src}' has no alt text; describe the picture", near=src, fallback=theme))
+            problems.append(
+                source.problem(
+                    "image", f"'{src}' has no alt text; describe the picture", near=src, fallback=theme
+                )
+            )
     for href in page.links:
         if is_placeholder(href) or href.startswith(ALLOWED_LINK_SCHEMES):
             continue
         shown = href or "(empty)"
-        problems.append(source.problem("link", f"'{shown}' is not an https:// address", near=href, fallback=theme))
+        problems.append(
+            source.problem("link", f"'{shown}' is not an https:// address", near=href, fallback=theme)
+        )
 
     if UNSUBSCRIBE_URL not in edition.html:
-        problems.append(Problem(theme, None, "theme", "the email has no unsubscribe link; "
-                                "add <a href=\"{{ links.unsubscribe }}\"> to the footer"))
+        problems.append(
+            Problem(
+                theme,
+                None,
+                "theme",
+                'the email has no unsubscribe link; add <a href="{{ links.unsubscribe }}"> to the footer',
+            )
+        )
     if UNSUBSCRIBE_URL not in edition.text:
-        problems.append(Problem(display_path(theme_dir / "text"), None, "theme",
-                                "the text part has no unsubscribe link; add {{ links.unsubscribe }} to the footer"))
+        problems.append(
+            Problem(
+                display_path(theme_dir / "text"),
+                None,
+                "theme",
+                "the text part has no unsubscribe link; add {{ links.unsubscribe }} to the footer",
+            )
+        )
     if f'lang="{issue.language}"' not in edition.html[:500]:
-        problems.append(Problem(theme, None, "theme", f"the email does not declare its language (lang=\"{issue.language}\")"))
+        problems.append(
+            Problem(
+                theme, None, "theme", f'the email does not declare its language (lang="{issue.language}")'
+            )
+        )
     return problems
 
 
@@ -69,7 +102,9 @@ class _SourceLines:
         except (OSError, UnicodeDecodeError):
             self.lines = []
 
-    def problem(self, where: str, message: str, near: str | None = None, fallback: str | None = None) -> Problem:
+    def problem(
+        self, where: str, message: str, near: str | None = None, fallback: str | None = None
+    ) -> Problem:
         line = self._find(near) if near else self._find(f"{where}:") if where else None
         if near and line is None and fallback:
             return Problem(fallback, None, where, message)

@@ -16,9 +16,34 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 ALLOWED_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "code", "em", "h3", "h4", "hr", "i", "img",
-    "li", "ol", "p", "pre", "s", "small", "strong", "sub", "sup", "table", "tbody",
-    "td", "th", "thead", "tr", "ul",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "em",
+    "h3",
+    "h4",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "s",
+    "small",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
 }
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
@@ -129,8 +154,12 @@ class _TextWriter:
         for line in text.split("\n"):
             lines.append(
                 textwrap.fill(
-                    line, self.width, initial_indent=quote + first, subsequent_indent=quote + rest,
-                    break_long_words=False, break_on_hyphens=False,
+                    line,
+                    self.width,
+                    initial_indent=quote + first,
+                    subsequent_indent=quote + rest,
+                    break_long_words=False,
+                    break_on_hyphens=False,
                 )
             )
             first = rest
