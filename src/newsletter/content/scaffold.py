@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from newsletter.content import fields
 from newsletter.content.loader import ISSUE_FILE
@@ -21,6 +19,8 @@ from newsletter.content.model import SECTION_KINDS, Issue
 from newsletter.errors import UserError, display_path
 from newsletter.yamlfile import load_yaml
 
+LAYOUT_KEYS = ("heading", "label")
+PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,()&/-]*")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MONTH_SLUG = re.compile(r"^(\d{4})-(\d{2})$")
 HINTS: dict[type, str] = {
@@ -49,14 +49,21 @@ def create_issue(issues_dir: Path, slug: str, like: Path | None = None, today: d
     if target.exists():
         raise UserError(f"{display_path(target)}: already exists; edit it, or choose another name")
     issue_date = _date_for(slug, today or dt.date.today())
-    text = _from_previous(like, slug, issue_date) if like else skeleton(slug, issue_date)
+    text = _like_previous(like, slug, issue_date) if like else skeleton(slug, issue_date)
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     return target
 
 
-def skeleton(slug: str, issue_date: dt.date) -> str:
-    """A draft listing every section kind, required fields blank, optional ones commented out."""
+Layout = list[tuple[str, dict[str, str]]]
+
+
+def skeleton(slug: str, issue_date: dt.date, layout: Layout | None = None, editor: str | None = None) -> str:
+    """A draft with required fields blank and optional ones commented out.
+
+    `layout` lists the sections as (kind, preset fields such as heading); by
+    default one of every kind, so the editor sees everything on offer.
+    """
     lines = [
         f"# Draft issue {slug}. Fill in the blanks, delete the sections you do not need,",
         "# uncomment optional fields (the lines starting with '# ') when you want them.",
@@ -64,11 +71,14 @@ def skeleton(slug: str, issue_date: dt.date) -> str:
         f"{slug}` to see what is left to do.",
     ]
     presets = {"title": f"{issue_date:%B %Y} Newsletter", "date": issue_date.isoformat(), "language": "en-GB"}
-    lines += _fields(Issue, presets)
+    if editor:
+        presets["editor"] = editor
+    layout = layout if layout is not None else [(kind, {}) for kind in SECTION_KINDS]
+    lines += _fields(Issue, presets, layout)
     return "\n".join(lines) + "\n"
 
 
-def _fields(cls: type, presets: dict[str, str] | None = None) -> list[str]:
+def _fields(cls: type, presets: dict[str, str] | None = None, layout: Layout | None = None) -> list[str]:
     """Lines for each field of `cls`, unindented; optional fields are commented out."""
     presets = presets or {}
     lines: list[str] = []
@@ -77,19 +87,21 @@ def _fields(cls: type, presets: dict[str, str] | None = None) -> list[str]:
         if rule is None:
             continue
         required = declared.default is dataclasses.MISSING and declared.default_factory is dataclasses.MISSING
-        block = _field_lines(declared, rule, presets)
+        block = _field_lines(declared, rule, presets, layout or [])
         optional = not required and declared.name not in presets
         lines += [_comment_out(line) for line in block] if optional else block
     return lines
 
 
-def _field_lines(declared: dataclasses.Field, rule: fields.Rule, presets: dict[str, str]) -> list[str]:
+def _field_lines(
+    declared: dataclasses.Field, rule: fields.Rule, presets: dict[str, str], layout: Layout
+) -> list[str]:
     name = declared.name
     if isinstance(rule, fields.Sections):
         lines = [f"{name}:"]
-        for kind, cls in SECTION_KINDS.items():
+        for kind, section_presets in layout:
             lines.append(f"  - kind: {kind}")
-            lines += _indent(_fields(cls), "    ")
+            lines += _indent(_fields(SECTION_KINDS[kind], section_presets), "    ")
         return lines
     if isinstance(rule, fields.Items):
         first, *rest = _fields(rule.cls)
@@ -99,7 +111,13 @@ def _field_lines(declared: dataclasses.Field, rule: fields.Rule, presets: dict[s
     if isinstance(rule, fields.Text) and rule.multiline and name not in presets:
         return [f"{name}: |"]
     hint = HINTS.get(type(rule))
-    return [f"{name}: {presets.get(name, _default_shown(declared))}" + (f"  # {hint}" if hint else "")]
+    value = _scalar(presets[name]) if name in presets else _default_shown(declared)
+    return [f"{name}: {value}" + (f"  # {hint}" if hint else "")]
+
+
+def _scalar(value: str) -> str:
+    """Write a preset as YAML: plain when that is unambiguous, else double-quoted."""
+    return value if PLAIN.fullmatch(value) else json.dumps(value, ensure_ascii=False)
 
 
 def _default_shown(declared: dataclasses.Field) -> str:
@@ -124,43 +142,20 @@ def _comment_out(line: str) -> str:
     return line if text.startswith("# ") else f"{pad}# {text}"
 
 
-def _from_previous(like: Path, slug: str, issue_date: dt.date) -> str:
-    """The previous issue's structure (kinds, headings, item fields) with every value emptied."""
+def _like_previous(like: Path, slug: str, issue_date: dt.date) -> str:
+    """The earlier issue's sections (kinds, headings and labels, in order), every item emptied."""
     document = load_yaml(like)
     data = document.data if isinstance(document.data, dict) else {}
-    keep = {"editor", "language"}
-    draft: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "sections":
-            draft[key] = [_empty_section(section) for section in value or [] if isinstance(section, dict)]
-        elif key in keep:
-            draft[key] = value
-        else:
-            draft[key] = _empty(value)
-    draft.update(title=f"{issue_date:%B %Y} Newsletter", date=issue_date.isoformat(), archive=False)
-    header = (
-        f"# Draft issue {slug}, laid out like {display_path(like)}. Fill in the blanks and\n"
-        f"# run `newsletter check {slug}` to see what is left to do.\n"
+    layout: Layout = []
+    for section in data.get("sections") or []:
+        if isinstance(section, dict) and section.get("kind") in SECTION_KINDS:
+            kept = {key: str(section[key]) for key in LAYOUT_KEYS if isinstance(section.get(key), str)}
+            layout.append((section["kind"], kept))
+    editor = data.get("editor") if isinstance(data.get("editor"), str) else None
+    text = skeleton(slug, issue_date, layout or None, editor)
+    return text.replace(
+        f"# Draft issue {slug}.", f"# Draft issue {slug}, laid out like {display_path(like)}.", 1
     )
-    return header + yaml.safe_dump(draft, sort_keys=False, allow_unicode=True, width=100)
-
-
-def _empty_section(section: dict[str, Any]) -> dict[str, Any]:
-    kept = {"kind", "heading", "label"}
-    result = {key: (value if key in kept else _empty(value)) for key, value in section.items()}
-    if isinstance(section.get("items"), list) and section["items"]:
-        result["items"] = [_empty(section["items"][0])]
-    return result
-
-
-def _empty(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _empty(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_empty(value[0])] if value and isinstance(value[0], dict) else []
-    if isinstance(value, bool):
-        return False
-    return ""
 
 
 def _date_for(slug: str, today: dt.date) -> dt.date:
