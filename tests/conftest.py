@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -14,26 +15,10 @@ from newsletter.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SLUG = "2023-10"
 
-# The smallest issue that passes validation and lint; tests add the one thing they look at.
-MINIMAL_ISSUE = """\
-title: November 2023 Newsletter
-date: 2023-11-01
-subject: News from the network
-preheader: What happened this month
-editor: Test Editor
-sections:
-  - kind: story
-    title: A story
-    body: |
-      Something happened.
-"""
-
 
 @pytest.fixture(autouse=True)
 def _no_settings_from_environment(monkeypatch):
     """A NEWSLETTER_* variable in the developer's shell must not change what the tests see."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)

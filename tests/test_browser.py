@@ -46,7 +46,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def rendered_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = Path(__file__).resolve().parents[1]
-    settings = Settings(issues_dir=repo / "issues", theme_dir=repo / "templates", vocabulary_dir=repo / "subscribers")
+    settings = Settings(
+        issues_dir=repo / "issues", theme_dir=repo / "templates", vocabulary_dir=repo / "subscribers"
+    )
     out = tmp_path_factory.mktemp("render")
     write_edition(Editor(settings).check("2023-10").edition, out)
     return out / "email.html"
@@ -108,8 +110,12 @@ def test_live_preview_shows_both_widths_and_reloads_on_save(browser, tmp_path):
         phone = page.frame_locator("#phone")
         desktop = page.frame_locator("#desktop")
         phone.locator("h1").wait_for()
-        assert page.locator("#phone").evaluate("e => e.getBoundingClientRect().width") == pytest.approx(375, abs=2)
-        assert page.locator("#desktop").evaluate("e => e.getBoundingClientRect().width") == pytest.approx(600, abs=2)
+        assert page.locator("#phone").evaluate("e => e.getBoundingClientRect().width") == pytest.approx(
+            375, abs=2
+        )
+        assert page.locator("#desktop").evaluate("e => e.getBoundingClientRect().width") == pytest.approx(
+            600, abs=2
+        )
         assert phone.locator("h1").inner_text() == "October 2023 Newsletter"
         assert "Read the report: https://" in page.locator("#text").inner_text()
 

@@ -77,13 +77,7 @@ class PreviewState:
 def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """Build (not start) the preview server; port 0 picks a free port."""
     state = PreviewState(editor, slug).current()
-    preview_dir = editor.settings.theme_dir / "preview"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(preview_dir), autoescape=True)
-    try:
-        page = env.get_template(PAGE).render(slug=slug, live=True).encode()
-        static = {path: (preview_dir / path.lstrip("/")).read_bytes() for path in STATIC}
-    except (jinja2.TemplateError, OSError) as error:
-        raise UserError(f"{preview_dir}: the theme's preview page is missing or broken: {error}") from None
+    page, static = _preview_files(editor.settings.theme_dir, slug=slug, live=True)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -129,18 +123,32 @@ def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 
 
 def write_static_preview(checked: CheckedIssue, theme_dir: Path, out_dir: Path) -> Path:
     """A self-contained preview page next to a rendered `email.html`, for opening without a server."""
-    slug = checked.issue.slug
+    problems = [str(problem) for problem in checked.problems]
+    page, static = _preview_files(
+        theme_dir,
+        slug=checked.issue.slug,
+        live=False,
+        text=checked.edition.text,
+        problems=problems,
+        summary=checked.summary(),
+    )
+    for name, content in static.items():
+        (out_dir / name.lstrip("/")).write_bytes(content)
+    target = out_dir / "preview.html"
+    target.write_bytes(page)
+    return target
+
+
+def _preview_files(theme_dir: Path, **context: object) -> tuple[bytes, dict[str, bytes]]:
+    """The preview page rendered with `context`, and the theme's preview CSS and script."""
     preview_dir = theme_dir / "preview"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(preview_dir), autoescape=True)
-    problems = [str(problem) for problem in checked.problems]
-    page = env.get_template(PAGE).render(
-        slug=slug, live=False, text=checked.edition.text, problems=problems, summary=checked.summary()
-    )
-    for name in STATIC:
-        (out_dir / name.lstrip("/")).write_bytes((preview_dir / name.lstrip("/")).read_bytes())
-    target = out_dir / "preview.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+    try:
+        page = env.get_template(PAGE).render(context).encode()
+        static = {path: (preview_dir / path.lstrip("/")).read_bytes() for path in STATIC}
+    except (jinja2.TemplateError, OSError) as error:
+        raise UserError(f"{preview_dir}: the theme's preview page is missing or broken: {error}") from None
+    return page, static
 
 
 def preview_url(server: ThreadingHTTPServer) -> str:

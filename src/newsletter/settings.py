@@ -49,21 +49,25 @@ class Settings:
         directory = directory or Path.cwd()
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        sources: dict[str, str] = {}
         path = directory / SETTINGS_FILE
         if path.is_file():
             values.update(_read_toml(path))
+            sources.update(dict.fromkeys(values, display_path(path)))
         for name in _field_types():
-            env_value = environ.get(ENV_PREFIX + name.upper())
-            if env_value is not None:
-                values[name] = env_value
-        return cls.from_mapping(values, source=display_path(path))
+            variable = ENV_PREFIX + name.upper()
+            if variable in environ:
+                values[name] = environ[variable]
+                sources[name] = f"environment variable {variable}"
+        return cls.from_mapping(values, sources)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, object], source: str = "settings") -> Settings:
-        """Build Settings from plain values, converting types and naming any bad key."""
+    def from_mapping(cls, values: Mapping[str, object], sources: Mapping[str, str] | None = None) -> Settings:
+        """Build Settings from plain values, converting types; a bad value names where it came from."""
         types = _field_types()
         converted: dict[str, object] = {}
         for key, value in values.items():
+            source = (sources or {}).get(key, "settings")
             if key not in types:
                 hint = difflib.get_close_matches(key, types, n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
@@ -97,6 +101,8 @@ def _read_toml(path: Path) -> dict[str, object]:
 
 def _convert(key: str, value: object, type_name: str, source: str) -> object:
     try:
+        if isinstance(value, bool) or (isinstance(value, float) and type_name == "int"):
+            raise ValueError  # TOML's true or 2.5 is not a count; int() would quietly make it 1 or 2
         if type_name == "float":
             number = float(value)  # type: ignore[arg-type]
             if number < 0:

@@ -39,7 +39,7 @@ class Vocabulary:
 
 def _read_words(path: Path) -> tuple[dict[str, str], list[Problem]]:
     document = load_yaml(path)
-    problems = list(document.problems)
+    problems = document.problems()
     words: dict[str, str] = {}
     entries = document.data if isinstance(document.data, list) else None
     if entries is None:

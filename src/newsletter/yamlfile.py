@@ -7,6 +7,7 @@ validator can say `issue.yaml:42` for any field, present or missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ from newsletter.errors import Problem, ProblemsFound, UserError, display_path
 Path_ = tuple[str | int, ...]
 
 
+def dotted(path: Path_) -> str:
+    """`('sections', 1, 'email')` -> `sections[2].email` (list items counted from 1)."""
+    text = ""
+    for part in path:
+        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
 @dataclass
 class YamlDocument:
     """Plain data from one YAML file, with the line of every key and list item."""
@@ -25,7 +34,13 @@ class YamlDocument:
     file: str
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    # (path, line) of each mistake the YAML itself carries: a key written twice, an alias
+    # that contains itself. Kept as paths so each reader can name the place in its own words.
+    mistakes: list[tuple[Path_, int, str]] = field(default_factory=list)
+
+    def problems(self, where: Callable[[Path_], str] = dotted) -> list[Problem]:
+        """The YAML's own mistakes as problems, places named by `where`."""
+        return [Problem(self.file, line, where(path), message) for path, line, message in self.mistakes]
 
     def line_of(self, path: Path_) -> int | None:
         """The line of `path`, or of its nearest ancestor that exists (for a missing key)."""
@@ -71,31 +86,36 @@ def load_yaml(path: Path) -> YamlDocument:
         loader.dispose()
     document = YamlDocument(file=shown, data=None, lines={(): 1})
     if root is not None:
-        document.data = _to_python(root, (), document, loader)
+        document.data = _to_python(root, (), document, loader, set())
     return document
 
 
-def _to_python(node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.SafeLoader) -> Any:
+def _to_python(
+    node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.SafeLoader, open_nodes: set[int]
+) -> Any:
+    if id(node) in open_nodes:
+        document.mistakes.append((path, node.start_mark.line + 1, "refers to itself (a YAML alias loop)"))
+        return None
+    open_nodes = open_nodes | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
             line = key_node.start_mark.line + 1
             if key in result:
-                where = ".".join(str(part) for part in (*path, key))
                 first = document.lines[(*path, key)]
-                document.problems.append(
-                    Problem(document.file, line, where, f"written twice (first on line {first}); keep one")
+                document.mistakes.append(
+                    ((*path, key), line, f"written twice (first on line {first}); keep one")
                 )
                 continue
             document.lines[(*path, key)] = line
-            result[key] = _to_python(value_node, (*path, key), document, loader)
+            result[key] = _to_python(value_node, (*path, key), document, loader, open_nodes)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item_node in enumerate(node.value):
             document.lines[(*path, index)] = item_node.start_mark.line + 1
-            items.append(_to_python(item_node, (*path, index), document, loader))
+            items.append(_to_python(item_node, (*path, index), document, loader, open_nodes))
         return items
     try:
         return loader.construct_object(node, deep=True)

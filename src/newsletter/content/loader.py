@@ -15,7 +15,7 @@ from newsletter.content.fields import INVALID, describe
 from newsletter.content.model import SECTION_KINDS, Issue
 from newsletter.errors import Problem, ProblemsFound, UserError, display_path
 from newsletter.vocabulary import Vocabulary
-from newsletter.yamlfile import YamlDocument, load_yaml
+from newsletter.yamlfile import YamlDocument, dotted, load_yaml
 
 ISSUE_FILE = "issue.yaml"
 
@@ -62,8 +62,8 @@ class Reader:
         self.document = document
         self.vocabulary = vocabulary
         self.issue_dir = issue_dir
-        self.problems: list[Problem] = list(document.problems)
         self.section_labels = _section_labels(document.data)
+        self.problems: list[Problem] = document.problems(self.where)
 
     def problem(self, path: tuple, message: str) -> Any:
         """Record a problem at `path` and return INVALID, so rules can `return reader.problem(...)`."""
@@ -75,16 +75,15 @@ class Reader:
     def where(self, path: tuple) -> str:
         """`('sections', 2, 'items', 1, 'url')` -> `publications[2].url` (items counted from 1)."""
         parts = list(path)
-        text = ""
-        if len(parts) >= 2 and parts[0] == "sections" and isinstance(parts[1], int):
-            text = self.section_labels.get(parts[1], f"sections[{parts[1] + 1}]")
+        if len(parts) < 2 or parts[0] != "sections" or not isinstance(parts[1], int):
+            return dotted(tuple(parts))
+        text = self.section_labels.get(parts[1], f"sections[{parts[1] + 1}]")
+        parts = parts[2:]
+        if len(parts) >= 2 and parts[0] == "items" and isinstance(parts[1], int):
+            text += f"[{parts[1] + 1}]"
             parts = parts[2:]
-            if len(parts) >= 2 and parts[0] == "items" and isinstance(parts[1], int):
-                text += f"[{parts[1] + 1}]"
-                parts = parts[2:]
-        for part in parts:
-            text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-        return text
+        rest = dotted(tuple(parts))
+        return f"{text}{'' if rest.startswith('[') or not rest else '.'}{rest}"
 
     @staticmethod
     def suggest(word: str, options: Any) -> str:

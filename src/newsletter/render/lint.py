@@ -35,7 +35,9 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
                 f"subjects after about {MAX_SUBJECT}, so shorten it",
             )
         )
-    if not edition.preheader.strip() or edition.preheader not in edition.html:
+    page = _Elements()
+    page.feed(edition.html)
+    if not edition.preheader.strip() or " ".join(edition.preheader.split()) not in page.text():
         problems.append(
             source.problem("preheader", "is missing from the email; inboxes show it next to the subject")
         )
@@ -48,8 +50,6 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
             )
         )
 
-    page = _Elements()
-    page.feed(edition.html)
     for src, alt in page.images:
         if not (alt or "").strip():
             problems.append(
@@ -118,12 +118,20 @@ class _SourceLines:
 
 
 class _Elements(HTMLParser):
-    """Collects every <img> (src, alt) and every <a href> in the rendered HTML."""
+    """Collects every <img> (src, alt), every <a href> and the text of the rendered HTML."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.images: list[tuple[str, str | None]] = []
         self.links: list[str] = []
+        self.texts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+    def text(self) -> str:
+        """The page's text with entities decoded and whitespace runs made single spaces."""
+        return " ".join("".join(self.texts).split())
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)

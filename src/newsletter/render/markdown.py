@@ -8,7 +8,9 @@ https/mailto links: no `<script>`, no `javascript:`.
 
 from __future__ import annotations
 
+import re
 import textwrap
+from dataclasses import dataclass
 
 import nh3
 from markdown_it import MarkdownIt
@@ -82,17 +84,25 @@ def to_text(source: str | None, width: int = TEXT_WIDTH) -> str:
     return _TextWriter(width).write(_parser.parse(source)).strip("\n")
 
 
+@dataclass
+class _OpenList:
+    """One list being written: the next number (None for bullets) and the current item's marker."""
+
+    number: int | None
+    marker: str = "- "
+
+
 class _TextWriter:
-    """Walks block tokens, keeping a stack of list markers for indentation."""
+    """Walks block tokens, keeping a stack of open lists for markers and indentation."""
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.blocks: list[str] = []
-        self.lists: list[list[int | None]] = []  # per open list: [next number or None for bullets]
-        self.prefix_stack: list[str] = []
-        self.pending_marker: str | None = None
-        self.quote_depth = 0
+        self.lists: list[_OpenList] = []
+        self.item_started = False  # the next paragraph is the first of a list item: it gets the marker
+        self.tight = False  # markdown-it hides paragraphs of tight lists: items go on consecutive lines
         self.after_list_item = False
+        self.quote_depth = 0
 
     def write(self, tokens: list[Token]) -> str:
         for token in tokens:
@@ -102,23 +112,32 @@ class _TextWriter:
         return "\n\n".join(block for block in self.blocks if block.strip()) + "\n"
 
     def _bullet_list_open(self, token: Token) -> None:
-        self.lists.append([None])
+        self.lists.append(_OpenList(None))
 
     def _ordered_list_open(self, token: Token) -> None:
-        self.lists.append([int(token.attrGet("start") or 1)])
+        self.lists.append(_OpenList(int(token.attrGet("start") or 1)))
 
     def _bullet_list_close(self, token: Token) -> None:
         self.lists.pop()
+        # Text after a list starts a new block, unless an enclosing list carries on.
+        self.after_list_item = bool(self.lists)
 
     _ordered_list_close = _bullet_list_close
 
     def _list_item_open(self, token: Token) -> None:
-        state = self.lists[-1]
-        if state[0] is None:
-            self.pending_marker = "- "
+        current = self.lists[-1]
+        if current.number is None:
+            current.marker = "- "
         else:
-            self.pending_marker = f"{state[0]}. "
-            state[0] += 1
+            current.marker = f"{current.number}. "
+            current.number += 1
+        self.item_started = True
+
+    def _paragraph_open(self, token: Token) -> None:
+        self.tight = token.hidden
+
+    def _heading_open(self, token: Token) -> None:
+        self.tight = False
 
     def _blockquote_open(self, token: Token) -> None:
         self.quote_depth += 1
@@ -143,12 +162,13 @@ class _TextWriter:
     def _add_paragraph(self, text: str) -> None:
         if not text:
             return
-        depth = len(self.lists)
-        indent = "  " * max(depth - 1, 0) if depth else ""
-        marker = self.pending_marker or ""
-        self.pending_marker = None
-        first = indent + marker
-        rest = indent + " " * len(marker) if depth else ""
+        outer = "".join(" " * len(open_list.marker) for open_list in self.lists[:-1])
+        if self.lists:
+            marker = self.lists[-1].marker
+            rest = outer + " " * len(marker)
+            first = outer + marker if self.item_started else rest
+        else:
+            first = rest = ""
         quote = "> " * self.quote_depth
         lines = []
         for line in text.split("\n"):
@@ -164,18 +184,28 @@ class _TextWriter:
             )
             first = rest
         paragraph = "\n".join(lines)
-        # Items of one list sit on consecutive lines; other blocks are separated by a blank line.
-        if depth and self.after_list_item:
+        if self.lists and self.after_list_item and self.tight and self.item_started:
             self.blocks[-1] += "\n" + paragraph
         else:
             self.blocks.append(paragraph)
-        self.after_list_item = bool(depth)
+        self.item_started = False
+        self.after_list_item = bool(self.lists)
 
 
 def _inline_text(children: list[Token]) -> str:
     parts: list[str] = []
     links: list[tuple[str, int]] = []
+    hidden_until: str | None = None  # inside inline <script> or <style>: its content is not text
     for child in children:
+        if child.type == "html_inline":
+            tag = child.content.lower()
+            if hidden_until is None and tag.startswith(("<script", "<style")):
+                hidden_until = "</script" if tag.startswith("<script") else "</style"
+            elif hidden_until and tag.startswith(hidden_until):
+                hidden_until = None
+            continue
+        if hidden_until:
+            continue
         if child.type == "text" or child.type == "code_inline":
             parts.append(child.content)
         elif child.type == "softbreak":
@@ -196,4 +226,4 @@ def _inline_text(children: list[Token]) -> str:
             alt = child.content or str(child.attrGet("alt") or "")
             if alt:
                 parts.append(f"[{alt}]")
-    return "".join(parts).strip()
+    return re.sub(r" {2,}", " ", "".join(parts)).strip()

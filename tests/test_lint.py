@@ -1,0 +1,147 @@
+"""The pre-send lint on real renders: what inbox providers and mail clients would punish."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from newsletter.editor import Editor
+from newsletter.render.lint import lint
+from newsletter.settings import Settings
+
+ISSUE = """\
+title: November 2023 Newsletter
+date: 2023-11-01
+subject: {subject}
+preheader: {preheader}
+editor: E
+sections:
+  - kind: story
+    title: A story
+    body: |
+      {body}
+"""
+
+
+def issue_text(subject="News from the network", preheader="What happened this month", body="Text."):
+    return ISSUE.format(subject=subject, preheader=preheader, body=body)
+
+
+def test_clean_sample_has_no_problems(editor, settings, sample_issue_path):
+    edition = editor.renderer.render(editor.load("2023-10")[1])
+    assert lint(edition, sample_issue_path, settings.theme_dir) == []
+
+
+def test_long_subject_points_at_the_subject_line(check_yaml):
+    subject = "A subject line that goes on and on about everything that happened in the network"
+    checked = check_yaml(issue_text(subject=subject))
+    assert [(p.line, p.where) for p in checked.problems] == [(3, "subject")]
+    assert checked.problems[0].message == (
+        f"is {len(subject)} characters; inboxes cut subjects after about 78, so shorten it"
+    )
+
+
+def test_subject_of_78_characters_is_fine(check_yaml):
+    checked = check_yaml(issue_text(subject="x" * 78))
+    assert checked.problems == []
+
+
+def test_http_link_in_markdown_points_at_the_line_where_it_is_written(check_yaml):
+    body = "First line.\n\n      Read [the old page](http://example.org/old) too."
+    checked = check_yaml(issue_text(body=body))
+    assert [(p.line, p.where, p.message) for p in checked.problems] == [
+        (12, "link", "'http://example.org/old' is not an https:// address")
+    ]
+
+
+def test_markdown_image_without_alt_text(check_yaml):
+    checked = check_yaml(issue_text(body="Look: ![](https://example.org/a.png)"))
+    assert [(p.line, p.where) for p in checked.problems] == [(10, "image")]
+    assert checked.problems[0].message == "'https://example.org/a.png' has no alt text; describe the picture"
+
+
+def test_markdown_image_with_alt_text_is_fine(check_yaml):
+    checked = check_yaml(issue_text(body="Look: ![A map of Leeds](https://example.org/a.png)"))
+    assert checked.problems == []
+
+
+def oversized_issue(count: int) -> str:
+    paragraph = "Evidence on the social determinants of health and what local partners are doing. " * 12
+    items = "".join(
+        f"      - title: Report number {n}\n"
+        f"        url: https://example.org/reports/{n}\n"
+        f"        summary: {paragraph}\n"
+        f"        date: 2023-10-01\n"
+        for n in range(count)
+    )
+    return issue_text() + "  - kind: publications\n    items:\n" + items
+
+
+def test_oversized_issue_warns_about_gmail_clipping(check_yaml):
+    checked = check_yaml(oversized_issue(120))
+    assert checked.edition.html_bytes > 102 * 1024
+    [problem] = checked.problems
+    assert "Gmail clips everything after 102 KB" in problem.message
+    assert problem.file.endswith("issue.yaml")
+
+
+def test_issue_just_under_the_limit_is_fine(check_yaml):
+    checked = check_yaml(oversized_issue(10))
+    assert checked.edition.html_bytes < 102 * 1024
+    assert checked.problems == []
+
+
+def test_preheader_with_an_ampersand_is_found(check_yaml):
+    checked = check_yaml(issue_text(preheader="News & views from the network"))
+    assert checked.problems == []
+
+
+@pytest.fixture
+def theme_without_unsubscribe(tmp_path, repo_root):
+    theme = tmp_path / "theme"
+    shutil.copytree(repo_root / "templates", theme)
+    email = theme / "email" / "issue.mjml.j2"
+    source = email.read_text(encoding="utf-8")
+    link = ' &middot; <a href="{{ links.unsubscribe }}">Unsubscribe</a>'
+    assert link in source
+    email.write_text(source.replace(link, ""), encoding="utf-8")
+    text = theme / "text" / "issue.txt.j2"
+    source = text.read_text(encoding="utf-8")
+    line = "Unsubscribe: {{ links.unsubscribe }}\n"
+    assert line in source
+    text.write_text(source.replace(line, ""), encoding="utf-8")
+    return theme
+
+
+def test_theme_without_unsubscribe_link_is_refused(theme_without_unsubscribe, repo_root):
+    settings = Settings(
+        issues_dir=repo_root / "issues",
+        theme_dir=theme_without_unsubscribe,
+        vocabulary_dir=repo_root / "subscribers",
+    )
+    problems = Editor(settings).check("2023-10").problems
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "theme",
+            'the email has no unsubscribe link; add <a href="{{ links.unsubscribe }}"> to the footer',
+        ),
+        ("theme", "the text part has no unsubscribe link; add {{ links.unsubscribe }} to the footer"),
+    ]
+    assert problems[0].file.endswith("email")
+    assert problems[1].file.endswith("text")
+
+
+def test_theme_without_language_is_refused(tmp_path, repo_root):
+    theme = tmp_path / "theme"
+    shutil.copytree(repo_root / "templates", theme)
+    email = theme / "email" / "issue.mjml.j2"
+    email.write_text(
+        email.read_text(encoding="utf-8").replace('<mjml lang="{{ issue.language }}"', "<mjml"),
+        encoding="utf-8",
+    )
+    settings = Settings(
+        issues_dir=repo_root / "issues", theme_dir=theme, vocabulary_dir=repo_root / "subscribers"
+    )
+    problems = Editor(settings).check("2023-10").problems
+    assert [p.message for p in problems] == ['the email does not declare its language (lang="en-GB")']
