@@ -1,18 +1,19 @@
-"""The shared words of the network: topics, UK regions and sectors.
+"""The shared words of the network: topics, UK regions, sectors and mailing lists.
 
-Issue files, subscriber forms and segments all use these slugs, so they live
-in one place (`subscribers/*.yaml`) and are read by this one module.
+Issue files, subscriber forms, imports and segments all use these slugs, so
+they live in one place (`subscribers/*.yaml`) and are read by this one module.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.errors import Problem, ProblemsFound
+from newsletter.errors import Problem, ProblemsFound, display_path
 from newsletter.yamlfile import load_yaml
 
-FILES = ("topics", "regions", "sectors")
+FILES = ("topics", "regions", "sectors", "lists")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Vocabulary:
     topics: dict[str, str]
     regions: dict[str, str]
     sectors: dict[str, str]
+    lists: dict[str, str]
 
     @classmethod
     def load(cls, directory: Path) -> Vocabulary:
@@ -35,6 +37,26 @@ class Vocabulary:
         if problems:
             raise ProblemsFound(problems)
         return cls(directory=directory, **lists)
+
+    def lookup(self, kind: str, word: str) -> str | None:
+        """The slug for `word` in one word list (`topics`, `regions`...), given as slug or name, any case."""
+        known: dict[str, str] = getattr(self, kind)
+        if word in known:
+            return word
+        folded = word.strip().casefold()
+        for slug, name in known.items():
+            if folded in (slug.casefold(), name.casefold()):
+                return slug
+        return None
+
+    def unknown(self, kind: str, word: str) -> str:
+        """Why `word` is refused, with the nearest slug and the file that lists them."""
+        known: dict[str, str] = getattr(self, kind)
+        noun = kind.removesuffix("s")
+        hint = difflib.get_close_matches(word.strip().lower().replace(" ", "-"), list(known), n=1, cutoff=0.6)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        listed_in = display_path(self.directory / f"{kind}.yaml")
+        return f"unknown {noun} '{word.strip()}'{suggestion}; the {kind} are listed in {listed_in}"
 
 
 def _read_words(path: Path) -> tuple[dict[str, str], list[Problem]]:

@@ -175,21 +175,19 @@ class Strings(Rule):
 
 
 class Vocabulary(Rule):
-    """One word from a controlled list (a region), matched by slug or by name."""
+    """One word from a controlled list (`regions`), matched by slug or by name."""
 
-    def __init__(self, lookup: Callable[[Reader], dict[str, str]], noun: str) -> None:
-        self.lookup = lookup
-        self.noun = noun
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
-        return reader.vocabulary_word(self.lookup(reader), self.noun, value, path)
+        return reader.vocabulary_word(self.kind, value, path)
 
 
 class Topics(Rule):
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
         values = value if isinstance(value, list) else [value]
-        known = reader.vocabulary.topics
-        results = [reader.vocabulary_word(known, "topic", item, (*path, i)) for i, item in enumerate(values)]
+        results = [reader.vocabulary_word("topics", item, (*path, i)) for i, item in enumerate(values)]
         return INVALID if INVALID in results else tuple(dict.fromkeys(results))
 
 
@@ -280,7 +278,7 @@ def strings(default: Any = ()) -> Any:
 
 
 def region(default: Any = dataclasses.MISSING) -> Any:
-    return _field(Vocabulary(lambda reader: reader.vocabulary.regions, "region"), default)
+    return _field(Vocabulary("regions"), default)
 
 
 def topics() -> Any:

@@ -90,20 +90,15 @@ class Reader:
         hint = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
         return f" (did you mean '{hint[0]}'?)" if hint else ""
 
-    def vocabulary_word(self, known: dict[str, str], noun: str, value: Any, path: tuple) -> Any:
-        """Accept a slug or its display name (any case); name the closest slug on a typo."""
+    def vocabulary_word(self, kind: str, value: Any, path: tuple) -> Any:
+        """Accept a slug or its display name (any case) from one word list; name the closest on a typo."""
         if not isinstance(value, str):
+            example = next(iter(getattr(self.vocabulary, kind)), "")
             return self.problem(
-                path, f"must be a {noun} such as '{next(iter(known), '')}', not {describe(value)}"
+                path, f"must be a {kind.removesuffix('s')} such as '{example}', not {describe(value)}"
             )
-        word = value.strip()
-        by_name = {name.casefold(): slug for slug, name in known.items()}
-        slug = word if word in known else by_name.get(word.casefold())
-        if slug is None:
-            hint = self.suggest(word.lower().replace(" ", "-"), known)
-            listed_in = display_path(self.vocabulary.directory / f"{noun}s.yaml")
-            return self.problem(path, f"unknown {noun} '{word}'{hint}; the {noun}s are listed in {listed_in}")
-        return slug
+        slug = self.vocabulary.lookup(kind, value)
+        return slug if slug is not None else self.problem(path, self.vocabulary.unknown(kind, value))
 
     def read_object(
         self, cls: type, value: Any, path: tuple, ignore: tuple = (), fixed: dict | None = None

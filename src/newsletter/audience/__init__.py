@@ -1,0 +1,1 @@
+"""Subscribers, lists, topics, segments, consent and suppressions: who gets what, provably."""

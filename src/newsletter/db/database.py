@@ -1,0 +1,115 @@
+"""One `Database` per command: the engine, sessions, and the schema's migration state.
+
+SQLite gets WAL (readers never block the writer), foreign keys on, and a busy
+timeout, so the web app, a worker and the CLI can share one file. Commands
+other than `newsletter db upgrade` call `require_current()` first, so a
+database that is missing or behind gives one clear instruction, not a
+traceback from a missing table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.errors import UserError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """The database behind `database_url`, on SQLite or PostgreSQL alike."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed if the block ends normally, rolled back if not."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Create or migrate the schema to the newest revision; safe to run any number of times."""
+        before = self.current_revision()
+        with self.engine.begin() as connection:
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return before, self.head_revision()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+        except OperationalError as error:
+            raise UserError(f"cannot open the database {self.display_url()}: {error.orig}") from None
+
+    @staticmethod
+    def head_revision() -> str:
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert head is not None, "the project ships at least one migration"
+        return head
+
+    def require_current(self) -> None:
+        """Refuse to work on a database that is missing or behind the code's schema."""
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            state = (
+                "has no tables yet" if current is None else f"is at schema {current}, the code needs {head}"
+            )
+            raise UserError(f"the database {self.display_url()} {state}: run `newsletter db upgrade`")
+
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine with the connection settings each backend needs."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(
+            f"database_url '{url}' is not a database address (sqlite:///FILE or postgresql+psycopg://...)"
+        ) from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(parsed, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as error:
+        raise UserError(
+            f"database_url '{parsed.render_as_string(hide_password=True)}': no driver for it ({error})"
+        ) from None
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
