@@ -1,10 +1,11 @@
-"""Shared fixtures for the editor path: the sample issue, real tmp projects, real renders."""
+"""Shared fixtures: the sample issue, real tmp projects, real renders, real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,49 @@ def check_yaml(tmp_path, tmp_editor):
         return tmp_editor.check(slug)
 
     return check
+
+
+# --- Databases: every audience test runs on a real SQLite file and a real PostgreSQL server. ---
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the whole run (started in about a second)."""
+    from newsletter.testing import TemporaryPostgres
+
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database: a SQLite file in tmp_path, or a fresh database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'newsletter.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = server.create_database(name)
+    yield url
+    server.drop_database(name)
+
+
+@pytest.fixture
+def audience_settings(database_url, repo_root, tmp_path):
+    return Settings(
+        database_url=database_url,
+        issues_dir=repo_root / "issues",
+        theme_dir=repo_root / "templates",
+        vocabulary_dir=repo_root / "subscribers",
+    )
+
+
+@pytest.fixture
+def audience(audience_settings):
+    """The member database, migrated and with topics and lists in place."""
+    from newsletter.audience.service import Audience
+
+    service = Audience(audience_settings)
+    service.upgrade()
+    yield service
+    service.close()

@@ -7,6 +7,7 @@ a plain message with exit code 1; a list of problems is printed one per line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from newsletter.content.scaffold import create_issue
 from newsletter.editor import Editor, write_edition
 from newsletter.errors import ProblemsFound, UserError, display_path
 from newsletter.settings import Settings
+
+if TYPE_CHECKING:
+    from newsletter.audience.service import Audience
 
 SAMPLE_ISSUE = "2023-10"
 
@@ -145,6 +149,193 @@ def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
         ctx.invoke(preview, slug=SAMPLE_ISSUE, host="127.0.0.1", port=8000)
     else:
         click.echo(f"Live preview that reloads on save: newsletter preview {SAMPLE_ISSUE}")
+
+
+def _audience(ctx: click.Context) -> Audience:
+    """The member database for this command; closed when the command ends."""
+    from newsletter.audience.service import Audience
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    audience = Audience(settings)
+    ctx.call_on_close(audience.close)
+    return audience
+
+
+@cli.group()
+def db() -> None:
+    """The database: create it or bring it up to date."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the database (safe to run any number of times)."""
+    audience = _audience(ctx)
+    before, after = audience.upgrade()
+    where = audience.database.display_url()
+    if before == after:
+        click.echo(f"{where}: already up to date (schema {after})")
+    else:
+        click.echo(f"{where}: {'created' if before is None else f'migrated from {before}'} at schema {after}")
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def segments(ctx: click.Context) -> None:
+    """List the segments in subscribers/segments.yaml with live counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    audience = _audience(ctx)
+    counted = audience.segment_counts()
+    if not counted:
+        click.echo(f"No segments yet: define them in {audience.segments.file}")
+        return
+    width = max(len(segment.name) for segment, _ in counted)
+    for segment, count in counted:
+        click.echo(f"{segment.name:<{width}}  {count:>8,}  {segment.description}")
+
+
+@segments.command("show")
+@click.argument("name")
+@click.option(
+    "--limit", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many members to list."
+)
+@click.pass_context
+def segments_show(ctx: click.Context, name: str, limit: int) -> None:
+    """Count a segment and list a sample of its members."""
+    segment, count, sample = _audience(ctx).segment_sample(name, limit)
+    click.echo(
+        f"{segment.name}: {count:,} members{f' ({segment.description})' if segment.description else ''}"
+    )
+    for member in sample:
+        details = ", ".join(part for part in (member.name, member.organisation, member.region or "") if part)
+        click.echo(f"  {member.email}  {details}")
+
+
+@cli.command("lists")
+@click.pass_context
+def lists_command(ctx: click.Context) -> None:
+    """The mailing lists, with how many active members each has."""
+    for slug, name, count in _audience(ctx).list_counts():
+        click.echo(f"{slug:<16} {count:>8,}  {name}")
+
+
+@cli.group()
+def subscribers() -> None:
+    """Import, export and look after members."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--list", "lists", multiple=True, metavar="LIST", help="Also put everyone in the file on this list."
+)
+@click.option("--source", help="Where the consent came from (recorded per member); default: import:FILE.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to list rows not imported (default: FILE-import-report.csv beside the file).",
+)
+@click.pass_context
+def subscribers_import(
+    ctx: click.Context, file: Path, lists: tuple[str, ...], source: str | None, report_path: Path | None
+) -> None:
+    """Import members from a CSV file (email, name, organisation, sector, region, place, topics, lists)."""
+    audience = _audience(ctx)
+    size = file.stat().st_size if file.is_file() else 0
+    with click.progressbar(
+        length=size, label=f"Importing {display_path(file)}", file=click.get_text_stream("stderr")
+    ) as bar:
+        position = [0]
+
+        def advance(done: int) -> None:
+            bar.update(done - position[0])
+            position[0] = done
+
+        summary = audience.import_csv(file, lists, source, report_path, advance)
+    click.echo(str(summary))
+    if summary.attribute_columns:
+        click.echo(f"Extra columns kept as attributes: {', '.join(summary.attribute_columns)}")
+    if summary.report:
+        click.echo(f"Rows not imported, each with its line and reason: {display_path(summary.report)}")
+
+
+@subscribers.command("export")
+@click.option("--segment", help="Only this segment's members (default: everyone, whatever their status).")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: standard output).",
+)
+@click.pass_context
+def subscribers_export(ctx: click.Context, segment: str | None, out_file: Path | None) -> None:
+    """Export members as CSV with status, lists and topics, safe to open in a spreadsheet."""
+    audience = _audience(ctx)
+    if out_file is None:
+        audience.export_csv(click.get_text_stream("stdout"), segment)
+        return
+    partial = out_file.with_name(out_file.name + ".partial")
+    with partial.open("w", encoding="utf-8-sig", newline="") as out:
+        count = audience.export_csv(out, segment)
+    partial.replace(out_file)
+    click.echo(f"Wrote {count:,} members to {display_path(out_file)}", err=True)
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.pass_context
+def subscribers_show(ctx: click.Context, email: str) -> None:
+    """Everything held about one member: details, lists, topics, consent history."""
+    view = _audience(ctx).member(email)
+    member = view.subscriber
+    rows = [
+        ("email", member.email),
+        ("status", member.status.value),
+        ("name", member.name),
+        ("organisation", member.organisation),
+        ("sector", member.sector or ""),
+        ("region", member.region or ""),
+        ("place", member.place),
+        ("language", member.language),
+        ("format", member.format.value),
+        ("joined", f"{member.created_at:%Y-%m-%d %H:%M} UTC"),
+        ("lists", ", ".join(slug if on else f"{slug} (left)" for slug, on in view.lists) or "none"),
+        ("topics", ", ".join(view.topics) or "none (gets everything)"),
+    ]
+    rows += [(f"attribute {key}", str(value)) for key, value in sorted(member.attributes.items())]
+    if view.suppressed:
+        rows.append(("suppressed", view.suppressed))
+    for label, value in rows:
+        click.echo(f"{label:<14} {value}")
+    click.echo("consent history:")
+    for entry in view.consent:
+        extra = f" [{entry.wording_version}]" if entry.wording_version else ""
+        client = f" from {entry.ip_address}" if entry.ip_address else ""
+        click.echo(
+            f"  {entry.created_at:%Y-%m-%d %H:%M} UTC  {entry.action}  via {entry.source}{extra}{client}"
+        )
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@click.option("--list", "list_slug", metavar="LIST", help="Only leave this list (default: everything).")
+@click.pass_context
+def subscribers_unsubscribe(ctx: click.Context, email: str, list_slug: str | None) -> None:
+    """Unsubscribe a member who asked, recorded in their consent history."""
+    click.echo(_audience(ctx).unsubscribe(email, list_slug))
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def subscribers_erase(ctx: click.Context, email: str, yes: bool) -> None:
+    """Erase everything held about a member (UK GDPR); only a hash remains to keep them unmailed."""
+    if not yes:
+        click.confirm(f"Erase everything held about {email}? This cannot be undone", abort=True)
+    click.echo(_audience(ctx).erase(email))
 
 
 def main() -> None:
