@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from newsletter.audience.service import Audience
 
 SAMPLE_ISSUE = "2023-10"
+SAMPLE_MEMBERS = "sample.csv"
 
 
 class NewsletterGroup(click.Group):
@@ -132,23 +133,35 @@ def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
 @click.option("--serve", is_flag=True, help="Then keep a live preview running (Ctrl-C stops).")
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
-    """The whole job on embedded defaults: check, render and preview the sample issue."""
+    """The whole job on embedded defaults: the sample issue checked, rendered and previewed,
+    the sample members imported into the local database, and the segments counted."""
     from newsletter.preview import write_static_preview
 
     editor = _editor(ctx)
     checked = editor.check(SAMPLE_ISSUE)
     if checked.problems:
         raise ProblemsFound(checked.problems)
-    click.echo(f"check:   {checked.summary()}")
+    click.echo(f"check:    {checked.summary()}")
     issue_out = out_dir / SAMPLE_ISSUE
     write_edition(checked.edition, issue_out)
-    click.echo(f"render:  {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}")
+    click.echo(f"render:   {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}")
     page = write_static_preview(checked, editor.settings.theme_dir, issue_out)
-    click.echo(f"preview: open {display_path(page)} in a browser (phone and desktop widths, text part)")
+    click.echo(f"preview:  open {display_path(page)} in a browser (phone and desktop widths, text part)")
+
+    audience = _audience(ctx)
+    _, schema = audience.upgrade()
+    click.echo(f"database: {audience.database.display_url()} at schema {schema}")
+    sample = editor.settings.vocabulary_dir / SAMPLE_MEMBERS
+    summary = audience.import_csv(sample, source="demo: sample members")
+    click.echo(f"import:   {display_path(sample)}: {summary}")
+    for segment, count in audience.segment_counts():
+        click.echo(f"segment:  {segment.name:<26} {count:>5}  {segment.description}")
     if serve:
         ctx.invoke(preview, slug=SAMPLE_ISSUE, host="127.0.0.1", port=8000)
     else:
-        click.echo(f"Live preview that reloads on save: newsletter preview {SAMPLE_ISSUE}")
+        click.echo(
+            f"Next: newsletter preview {SAMPLE_ISSUE} (live, reloads on save); newsletter segments show housing"
+        )
 
 
 def _audience(ctx: click.Context) -> Audience:
