@@ -223,4 +223,4 @@ def test_demo_writes_email_text_and_preview(project):
     page = (out / "preview.html").read_text(encoding="utf-8")
     assert 'src="email.html"' in page
     assert "%%unsubscribe_url%%" in page
-    assert "check:   2023-10: ready:" in result.output
+    assert "check:    2023-10: ready:" in result.output

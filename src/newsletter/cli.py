@@ -6,6 +6,7 @@ a plain message with exit code 1; a list of problems is printed one per line.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -257,9 +258,7 @@ def subscribers_import(
     """Import members from a CSV file (email, name, organisation, sector, region, place, topics, lists)."""
     audience = _audience(ctx)
     size = file.stat().st_size if file.is_file() else 0
-    with click.progressbar(
-        length=size, label=f"Importing {display_path(file)}", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=size, label=f"Importing {display_path(file)}", file=sys.stderr) as bar:
         position = [0]
 
         def advance(done: int) -> None:
@@ -287,11 +286,15 @@ def subscribers_export(ctx: click.Context, segment: str | None, out_file: Path |
     """Export members as CSV with status, lists and topics, safe to open in a spreadsheet."""
     audience = _audience(ctx)
     if out_file is None:
-        audience.export_csv(click.get_text_stream("stdout"), segment)
+        audience.export_csv(sys.stdout, segment)
         return
     partial = out_file.with_name(out_file.name + ".partial")
-    with partial.open("w", encoding="utf-8-sig", newline="") as out:
-        count = audience.export_csv(out, segment)
+    try:
+        with partial.open("w", encoding="utf-8-sig", newline="") as out:
+            count = audience.export_csv(out, segment)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed export leaves no file behind, and the old one as it was
+        raise
     partial.replace(out_file)
     click.echo(f"Wrote {count:,} members to {display_path(out_file)}", err=True)
 

@@ -7,6 +7,7 @@ they live in one place (`subscribers/*.yaml`) and are read by this one module.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from newsletter.errors import Problem, ProblemsFound, display_path
 from newsletter.yamlfile import load_yaml
 
 FILES = ("topics", "regions", "sectors", "lists")
+# A BCP 47 language tag as issues and members use them: en-GB, cy, pa-Guru-IN.
+LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Vocabulary:
         hint = difflib.get_close_matches(word.strip().lower().replace(" ", "-"), list(known), n=1, cutoff=0.6)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         listed_in = display_path(self.directory / f"{kind}.yaml")
-        return f"unknown {noun} '{word.strip()}'{suggestion}; the {kind} are listed in {listed_in}"
+        shown = word.strip() if len(word.strip()) <= 60 else word.strip()[:59] + "…"
+        return f"unknown {noun} '{shown}'{suggestion}; the {kind} are listed in {listed_in}"
 
 
 def _read_words(path: Path) -> tuple[dict[str, str], list[Problem]]:

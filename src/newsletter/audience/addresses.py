@@ -3,8 +3,10 @@
 email-validator (syntax only, no DNS) is the judge of what an address is.
 It costs ~30 µs an address, which alone would eat half the budget of a
 1,000,000-row import, so the common case takes a fast path that gives the
-same answer: an ASCII dot-atom local part (which email-validator keeps as
-written) and a domain validated once per distinct domain and remembered.
+same answer: an ASCII address whose local part is a dot-atom that
+email-validator keeps as written (not a role name such as postmaster, which it
+lower-cases) and whose domain is validated once per distinct domain and
+remembered.
 Anything else goes to email-validator whole. A test holds the two paths to
 the same results.
 """
@@ -16,11 +18,13 @@ import re
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 DOT_ATOM = re.compile(rf"{ATEXT}+(?:\.{ATEXT}+)*")
 MAX_LOCAL = 64
 MAX_ADDRESS = 254
+ROLE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
 class InvalidAddress(ValueError):
@@ -31,7 +35,14 @@ def normalise(raw: str) -> str:
     """The address as we store it (domain in lower case), or `InvalidAddress`."""
     address = raw.strip()
     local, at, domain = address.rpartition("@")
-    if at and len(address) <= MAX_ADDRESS and len(local) <= MAX_LOCAL and DOT_ATOM.fullmatch(local):
+    if (
+        at
+        and address.isascii()  # so characters are bytes, and IDNA cannot lengthen the domain
+        and len(address) <= MAX_ADDRESS
+        and len(local) <= MAX_LOCAL
+        and DOT_ATOM.fullmatch(local)
+        and local.lower() not in ROLE_MAILBOXES  # email-validator lower-cases postmaster@ and friends
+    ):
         return f"{local}@{_domain(domain)}"
     return _full(address)
 
@@ -48,6 +59,11 @@ def address_hash(address: str) -> str:
 
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
+
+
+def normalise_domain(domain: str) -> str:
+    """A domain as addresses store it (lower case, internationalised names in Unicode form)."""
+    return _domain(domain.strip().lower())
 
 
 @lru_cache(maxsize=65536)

@@ -45,7 +45,7 @@ from newsletter.db.models import (
     utcnow,
 )
 from newsletter.errors import UserError, display_path
-from newsletter.vocabulary import Vocabulary
+from newsletter.vocabulary import LANGUAGE_TAG, Vocabulary
 
 BATCH = 5000
 SUBSCRIBER_COLUMNS = (
@@ -285,7 +285,11 @@ class _Run:
                     raise Rejected(self.vocabulary.unknown(kind, word))
                 profile[column] = slug
         if values.get("language"):
-            profile["language"] = values["language"][:20]
+            if not LANGUAGE_TAG.match(values["language"]) or len(values["language"]) > 20:
+                raise Rejected(
+                    f"language must be a tag such as en-GB or cy, not '{_shorten(values['language'])}'"
+                )
+            profile["language"] = values["language"]
         if values.get("format"):
             try:
                 profile["format"] = Format(values["format"].lower())
@@ -296,7 +300,9 @@ class _Run:
             try:
                 joined = dt.datetime.fromisoformat(values["joined"])
             except ValueError:
-                raise Rejected(f"joined must be a date (YYYY-MM-DD), not '{values['joined']}'") from None
+                raise Rejected(
+                    f"joined must be a date (YYYY-MM-DD), not '{_shorten(values['joined'])}'"
+                ) from None
         status = None
         if values.get("status"):
             try:
@@ -315,7 +321,7 @@ class _Run:
             lists=self._words("lists", values.get("lists", "")) + self.extra_lists,
             attributes=self._attributes(values),
             status=status,
-            joined=joined.replace(tzinfo=None) if joined else None,
+            joined=_utc(joined) if joined else None,
         )
 
     def _words(self, kind: str, cell: str) -> list[str]:
@@ -404,6 +410,21 @@ class _Run:
         ids = self._insert(new_rows, now)
         if updates:
             self._update(updates)
+            # A status change is a change of consent: it goes into the member's history.
+            self.insert_consent(
+                (
+                    update_values["b_id"],
+                    (
+                        Action.IMPORTED if update_values["status"] == Status.ACTIVE else Action.UNSUBSCRIBED
+                    ).value,
+                    self.source,
+                    None,
+                    None,
+                    now,
+                )
+                for update_values in updates
+                if "status" in update_values
+            )
         self._link([(ids[row.key], row) for row in new_rows], new=True)
         gained = self._link(joined, new=False)
         self.summary.added += len(new_rows)
@@ -423,6 +444,7 @@ class _Run:
         status = current.status
         if row.status in SAFER_STATUSES and status not in SAFER_STATUSES:
             change["status"] = row.status
+            change["unsubscribed_at"] = utcnow()
         elif status == Status.PENDING and row.status in (None, Status.ACTIVE):
             change["status"] = Status.ACTIVE  # the import vouches for consent they had not yet confirmed
         return change
@@ -610,6 +632,16 @@ def _numbered(rows: Any, start_line: int) -> Iterator[tuple[int, list[str]]]:
     for cells in rows:
         yield line, cells
         line = rows.line_num + 2  # line_num counts lines read after the header
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """Stored times are UTC without a zone; a time given with an offset is converted, not cut."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """A cell quoted in a reason, cut so one bad cell cannot make a 10,000-character reason."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _column(name: str) -> str:

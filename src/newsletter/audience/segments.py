@@ -22,9 +22,9 @@ row. Nothing is filtered in Python.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from newsletter.audience import addresses
 from newsletter.db.models import (
     MailingList,
     Status,
@@ -49,7 +50,7 @@ from newsletter.yamlfile import YamlDocument, dotted, load_yaml
 SEGMENTS_FILE = "segments.yaml"
 NEVER_MAILED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 SELECTABLE_STATUSES = {Status.ACTIVE.value, Status.PENDING.value}
-DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
+YAML_BOOLEANS = {True: ["true", "yes", "y", "on"], False: ["false", "no", "n", "off"]}
 OPERATORS = ("all", "any", "not")
 CONDITIONS = (
     "lists",
@@ -74,6 +75,7 @@ class Segment:
     condition: Condition
     uses_status: bool
     line: int
+    references: tuple[str, ...] = ()
 
 
 class Segments:
@@ -132,9 +134,19 @@ class Compiler:
             Subscriber.status.not_in(NEVER_MAILED),
             ~exists().where(Suppression.email_hash == Subscriber.email_hash),
         ]
-        if not segment.uses_status:
+        if not self.uses_status(segment):
             base.append(Subscriber.status == Status.ACTIVE)
         return and_(*base, segment.condition(self))
+
+    def uses_status(self, segment: Segment, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether the segment, or one it refers to, chooses statuses itself (else: active only)."""
+        if segment.uses_status:
+            return True
+        return any(
+            self.uses_status(self.segments.by_name[name], seen | {segment.name})
+            for name in segment.references
+            if name not in seen and name in self.segments.by_name
+        )
 
     def reference(self, name: str) -> ColumnElement[bool]:
         return self.segments.by_name[name].condition(self)
@@ -177,9 +189,16 @@ class _Parser:
             if not conditions:
                 self.problem(path, "has no conditions; add one (for everyone on a list: `lists: newsletter`)")
                 continue
+            first_reference = len(self.references)
             condition = self.group(conditions, path)
+            referenced = tuple(target for target, _ in self.references[first_reference:])
             segments[name] = Segment(
-                name, str(description), condition, self.uses_status, self.document.line_of(path) or 1
+                name,
+                str(description),
+                condition,
+                self.uses_status,
+                self.document.line_of(path) or 1,
+                referenced,
             )
         self._check_references(segments)
         return segments
@@ -218,7 +237,8 @@ class _Parser:
 
     def _not(self, value: Any, path: tuple) -> Condition:
         inner = self.nested(value, path)
-        return lambda compiler: not_(inner(compiler))
+        # A member with no region is "not in London": SQL's NOT over NULL would drop them.
+        return lambda compiler: not_(func.coalesce(inner(compiler), false()))
 
     def _words(self, kind: str, value: Any, path: tuple) -> list[str] | None:
         values = value if isinstance(value, list) else [value]
@@ -294,10 +314,13 @@ class _Parser:
         domains = self._texts(value, path, "an email domain such as nhs.net")
         if domains is None:
             return lambda compiler: false()
-        domains = [domain.lower().lstrip("@").removeprefix("*.") for domain in domains]
-        bad = [domain for domain in domains if not DOMAIN.match(domain)]
-        if bad:
-            return self.problem(path, f"'{bad[0]}' is not an email domain (such as nhs.net)")
+        normalised = []
+        for domain in domains:
+            try:
+                normalised.append(addresses.normalise_domain(domain.lstrip("@").removeprefix("*.")))
+            except addresses.InvalidAddress:
+                return self.problem(path, f"'{domain}' is not an email domain (such as nhs.net)")
+        domains = normalised
 
         def matches(domain: str) -> ColumnElement[bool]:
             return or_(Subscriber.email_key.like(f"%@{domain}"), Subscriber.email_key.like(f"%.{domain}"))
@@ -323,6 +346,9 @@ class _Parser:
         for key, when in value.items():
             if isinstance(when, dt.datetime):
                 when = when.date()
+            if isinstance(when, str):
+                with contextlib.suppress(ValueError):
+                    when = dt.date.fromisoformat(when.strip())
             if not isinstance(when, dt.date):
                 return self.problem((*path, key), f"must be a date written as YYYY-MM-DD, not '{when}'")
             moment = dt.datetime.combine(when, dt.time())
@@ -339,8 +365,11 @@ class _Parser:
             values = wanted if isinstance(wanted, list) else [wanted]
             if not values or not all(isinstance(item, str | int | float | bool) for item in values):
                 return self.problem((*path, name), "must be a value, or a list of values")
-            texts = [str(item).lower() if isinstance(item, bool) else str(item) for item in values]
-            parts.append(Subscriber.attributes[name].as_string().in_(texts))
+            texts = [str(item) for item in values if not isinstance(item, bool)]
+            # YAML reads yes/no/on/off/true/false as booleans: match any way a cell may spell them.
+            spellings = [word for item in values if isinstance(item, bool) for word in YAML_BOOLEANS[item]]
+            stored = Subscriber.attributes[name].as_string()
+            parts.append(or_(stored.in_(texts), func.lower(stored).in_(spellings)))
         return lambda compiler: and_(*parts)
 
     def _segment(self, value: Any, path: tuple) -> Condition:

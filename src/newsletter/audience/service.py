@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from newsletter.audience import members
 from newsletter.audience.exporter import export_csv
@@ -19,7 +19,7 @@ from newsletter.audience.importer import ImportSummary, import_csv
 from newsletter.audience.segments import Segment, Segments
 from newsletter.audience.sync import sync_vocabulary
 from newsletter.db.database import Database
-from newsletter.db.models import MailingList, Status, Subscriber, Subscription
+from newsletter.db.models import MailingList, Status, Subscriber, Subscription, Suppression
 from newsletter.errors import UserError
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
@@ -73,7 +73,9 @@ class Audience:
                 .outerjoin(Subscription, (Subscription.list_id == MailingList.id) & Subscription.subscribed)
                 .outerjoin(
                     Subscriber,
-                    (Subscriber.id == Subscription.subscriber_id) & (Subscriber.status == Status.ACTIVE),
+                    (Subscriber.id == Subscription.subscriber_id)
+                    & (Subscriber.status == Status.ACTIVE)
+                    & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
                 )
                 .group_by(MailingList.slug, MailingList.name)
                 .order_by(MailingList.slug)

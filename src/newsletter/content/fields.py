@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from newsletter.vocabulary import LANGUAGE_TAG
+
 if TYPE_CHECKING:
     from newsletter.content.loader import Reader
 
 INVALID: Any = object()
-LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 def describe(value: Any) -> str:
