@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from newsletter.audience import addresses
 from newsletter.audience.consent import Action
 from newsletter.audience.sync import sync_vocabulary
-from newsletter.db.bulk import BulkInsert
+from newsletter.db.bulk import BulkInsert, KeyLookup
 from newsletter.db.database import Database
 from newsletter.db.models import (
     ConsentRecord,
@@ -69,6 +69,7 @@ SNIFF_BYTES = 64 * 1024
 LIMITS = {"name": 200, "organisation": 200, "place": 200}
 ATTRIBUTE_LIMIT = 1000
 PROFILE = ("name", "organisation", "sector", "region", "place", "language", "format")
+EXISTING_COLUMNS = ("id", "email_key", "status", "attributes", *PROFILE)
 ALIASES = {
     "e-mail": "email",
     "email_address": "email",
@@ -213,6 +214,17 @@ class _Run:
         self.columns: list[str] = []
         self.word_cache: dict[tuple[str, str], list[str]] = {}
         self.insert_subscribers = BulkInsert(connection, Subscriber.__table__, SUBSCRIBER_COLUMNS)
+        self.find_members = KeyLookup(connection, Subscriber.__table__, "email_key", EXISTING_COLUMNS)
+        self.find_ids = KeyLookup(connection, Subscriber.__table__, "email_key", ("email_key", "id"))
+        self.find_suppressed = KeyLookup(
+            connection, Suppression.__table__, "email_hash", ("email_hash", "reason")
+        )
+        self.find_topics = KeyLookup(
+            connection, SubscriberTopic.__table__, "subscriber_id", ("subscriber_id", "topic_id")
+        )
+        self.find_lists = KeyLookup(
+            connection, Subscription.__table__, "subscriber_id", ("subscriber_id", "list_id")
+        )
         self.insert_consent = BulkInsert(
             connection,
             ConsentRecord.__table__,
@@ -246,8 +258,10 @@ class _Run:
         try:
             if len(cells) > len(columns):
                 raise Rejected(f"has {len(cells)} values but the header names {len(columns)} columns")
-            values = {column: _clean(cell) for column, cell in zip(columns, cells, strict=False) if column}
-            return self._row(line, values)
+            stripped = [cell.strip() for cell in cells]
+            if "\x00'" in "\x00" + "\x00".join(stripped):  # some cell starts with an apostrophe
+                stripped = [_unmark(cell) for cell in stripped]
+            return self._row(line, dict(zip(columns, stripped, strict=False)))
         except Rejected as reason:
             self.summary.rejected += 1
             self.report.write(
@@ -368,26 +382,11 @@ class _Run:
         """Write one batch: look up who exists, insert the new, update the changed."""
         if not batch:
             return
-        connection = self.connection
         existing = {
-            row.email_key: row
-            for row in connection.execute(
-                select(
-                    Subscriber.id,
-                    Subscriber.email_key,
-                    Subscriber.status,
-                    Subscriber.attributes,
-                    *(getattr(Subscriber, column) for column in PROFILE),
-                ).where(Subscriber.email_key.in_([row.key for row in batch]))
-            )
+            values[1]: dict(zip(EXISTING_COLUMNS, values, strict=True))
+            for values in self.find_members([row.key for row in batch])
         }
-        suppressed = dict(
-            connection.execute(
-                select(Suppression.email_hash, Suppression.reason).where(
-                    Suppression.email_hash.in_([row.hash for row in batch])
-                )
-            ).all()
-        )
+        suppressed = dict(self.find_suppressed([row.hash for row in batch]))
         now = utcnow()
         new_rows: list[_Row] = []
         updates: list[dict[str, Any]] = []
@@ -405,8 +404,8 @@ class _Run:
                 continue
             change = self._changes(current, row)
             if change:
-                updates.append({"b_id": current.id, **change, "updated_at": now})
-            joined.append((current.id, row))
+                updates.append({"b_id": current["id"], **change, "updated_at": now})
+            joined.append((current["id"], row))
         ids = self._insert(new_rows, now)
         if updates:
             self._update(updates)
@@ -437,11 +436,11 @@ class _Run:
 
     def _changes(self, current: Any, row: _Row) -> dict[str, Any]:
         """Details the file changes; empty cells never blank what is held; status only ever gets safer."""
-        change = {column: value for column, value in row.profile.items() if getattr(current, column) != value}
-        merged = {**(current.attributes or {}), **row.attributes}
-        if merged != (current.attributes or {}):
+        change = {column: value for column, value in row.profile.items() if current[column] != value}
+        merged = {**(current["attributes"] or {}), **row.attributes}
+        if merged != (current["attributes"] or {}):
             change["attributes"] = merged
-        status = current.status
+        status = current["status"]
         if row.status in SAFER_STATUSES and status not in SAFER_STATUSES:
             change["status"] = row.status
             change["unsubscribed_at"] = utcnow()
@@ -473,13 +472,7 @@ class _Run:
             )
             for row in rows
         )
-        ids = dict(
-            self.connection.execute(
-                select(Subscriber.email_key, Subscriber.id).where(
-                    Subscriber.email_key.in_([row.key for row in rows])
-                )
-            ).all()
-        )
+        ids = dict(self.find_ids([row.key for row in rows]))
         self.insert_consent(
             (
                 ids[row.key],
@@ -515,21 +508,9 @@ class _Run:
         have_topics: set[tuple[int, int]] = set()
         have_lists: set[tuple[int, int]] = set()
         if not new:
-            have_topics = set(
-                self.connection.execute(
-                    select(SubscriberTopic.subscriber_id, SubscriberTopic.topic_id).where(
-                        SubscriberTopic.subscriber_id.in_(ids)
-                    )
-                ).all()
-            )
+            have_topics = set(self.find_topics(ids))
             # Any row, subscribed or not: someone who left a list is never put back on it by an import.
-            have_lists = set(
-                self.connection.execute(
-                    select(Subscription.subscriber_id, Subscription.list_id).where(
-                        Subscription.subscriber_id.in_(ids)
-                    )
-                ).all()
-            )
+            have_lists = set(self.find_lists(ids))
         now = utcnow()
         topic_rows, list_rows, gained = [], [], set()
         for subscriber_id, row in members:
@@ -648,7 +629,6 @@ def _column(name: str) -> str:
     return re.sub(r"[\s]+", "_", name.strip().lower())
 
 
-def _clean(cell: str) -> str:
-    """Trim a cell and drop the apostrophe our export puts before formula-like text."""
-    cell = cell.strip()
+def _unmark(cell: str) -> str:
+    """Drop the apostrophe our export puts before formula-like text (`'=SUM` -> `=SUM`)."""
     return FORMULA_MARK.sub("", cell) if cell.startswith("'") else cell

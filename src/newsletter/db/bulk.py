@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Enum, Table
+from sqlalchemy import Boolean, Connection, DateTime, Enum, Table
 
 
 class BulkInsert:
@@ -35,13 +35,13 @@ class BulkInsert:
             f"VALUES ({', '.join([placeholder] * len(columns))})"
         )
         # (column index, processor, remember results?) for the columns whose values need converting.
-        # Dates and enums repeat a lot (one `now` per batch), so their conversions are remembered.
+        # Dates, enums and flags repeat a lot (one `now` per batch), so their conversions are remembered.
         self.processors: list[tuple[int, Callable[[Any], Any], bool]] = []
         for index, name in enumerate(columns):
             column_type = table.c[name].type
             process = column_type._cached_bind_processor(dialect)
             if process is not None:
-                self.processors.append((index, process, isinstance(column_type, DateTime | Enum)))
+                self.processors.append((index, process, isinstance(column_type, DateTime | Enum | Boolean)))
 
     def __call__(self, rows: Iterable[Sequence[Any]]) -> None:
         values = list(rows)
@@ -51,11 +51,7 @@ class BulkInsert:
             columns = list(zip(*values, strict=True))
             for index, process, remember in self.processors:
                 if remember:
-                    seen: dict[Any, Any] = {}
-                    columns[index] = tuple(
-                        None if v is None else seen[v] if v in seen else seen.setdefault(v, process(v))
-                        for v in columns[index]
-                    )
+                    columns[index] = tuple(map(_Remembered(process).__getitem__, columns[index]))
                 else:
                     columns[index] = tuple(None if v is None else process(v) for v in columns[index])
             values = list(zip(*columns, strict=True))
@@ -67,3 +63,53 @@ class BulkInsert:
         with cursor.copy(self.copy_sql) as copy:
             for row in values:
                 copy.write_row(row)
+
+
+class _Remembered(dict):
+    """value -> processed value, each distinct value converted once (None stays None)."""
+
+    def __init__(self, process: Callable[[Any], Any]) -> None:
+        super().__init__({None: None})
+        self.process = process
+
+    def __missing__(self, value: Any) -> Any:
+        self[value] = converted = self.process(value)
+        return converted
+
+
+class KeyLookup:
+    """`SELECT columns FROM table WHERE key IN (...)` for a batch of keys, without building an
+    expanding SQLAlchemy statement per batch; results pass through the dialect's result processors."""
+
+    def __init__(self, connection: Connection, table: Table, key: str, columns: Sequence[str]) -> None:
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        self.connection = connection
+        self.postgres = dialect.name == "postgresql"
+        self.prefix = (
+            f"SELECT {', '.join(quote(name) for name in columns)} FROM {quote(table.name)} WHERE {quote(key)}"
+        )
+        self.placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.processors = [
+            (index, process)
+            for index, name in enumerate(columns)
+            if (process := table.c[name].type._cached_result_processor(dialect, None)) is not None
+        ]
+
+    def __call__(self, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not keys:
+            return []
+        if self.postgres:
+            rows = self.connection.exec_driver_sql(f"{self.prefix} = ANY(%s)", (list(keys),)).all()
+        else:
+            marks = ", ".join([self.placeholder] * len(keys))
+            rows = self.connection.exec_driver_sql(f"{self.prefix} IN ({marks})", tuple(keys)).all()
+        if not self.processors:
+            return [tuple(row) for row in rows]
+        result = []
+        for row in rows:
+            values = list(row)
+            for index, process in self.processors:
+                values[index] = process(values[index])
+            result.append(tuple(values))
+        return result
