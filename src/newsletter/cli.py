@@ -20,6 +20,8 @@ from newsletter.settings import Settings
 
 if TYPE_CHECKING:
     from newsletter.audience.service import Audience
+    from newsletter.delivery.campaigns import CampaignReport
+    from newsletter.delivery.service import Sending
 
 SAMPLE_ISSUE = "2023-10"
 SAMPLE_MEMBERS = "sample.csv"
@@ -352,6 +354,151 @@ def subscribers_erase(ctx: click.Context, email: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase everything held about {email}? This cannot be undone", abort=True)
     click.echo(_audience(ctx).erase(email))
+
+
+def _sending(ctx: click.Context) -> Sending:
+    from newsletter.delivery.service import Sending
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    sending = Sending(settings)
+    ctx.call_on_close(sending.close)
+    return sending
+
+
+def _describe(report: CampaignReport) -> str:
+    campaign = report.campaign
+    when = f"{campaign.send_at:%Y-%m-%d %H:%M} UTC"
+    done = f"{report.done:,}/{report.total:,} done" if report.total else "recipients fixed when it starts"
+    return (
+        f"{campaign.id:>4}  {campaign.status.value:<9}  {campaign.issue_slug:<10}  to {', '.join(campaign.audiences)}"
+        f"  at {when}  {done}"
+    )
+
+
+@cli.command()
+@click.argument("slug")
+@click.option(
+    "--to",
+    "audiences",
+    multiple=True,
+    metavar="AUDIENCE",
+    help="A segment or list name (repeat for several).",
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="'YYYY-MM-DD HH:MM'",
+    help="When to send, in the configured time zone (default: now).",
+)
+@click.option(
+    "--test", "tests", multiple=True, metavar="ADDRESS", help="Send one [TEST] copy to this address only."
+)
+@click.pass_context
+def send(
+    ctx: click.Context, slug: str, audiences: tuple[str, ...], at: str | None, tests: tuple[str, ...]
+) -> None:
+    """Send an issue to segments or lists, now or at a time; or test-send it to a few addresses."""
+    sending = _sending(ctx)
+    if tests:
+        if audiences or at:
+            raise UserError("--test sends only to the given addresses: leave out --to and --at")
+        for address, result in sending.send_test(slug, list(tests)).items():
+            click.echo(f"test copy to {address}: {result}")
+        return
+    campaign, size = sending.send(slug, list(audiences), at)
+    local = at or "now"
+    click.echo(
+        f"Campaign {campaign.id}: {slug} to {', '.join(campaign.audiences)} ({size:,} members today), "
+        f"scheduled for {local} ({campaign.send_at:%Y-%m-%d %H:%M} UTC). A running `newsletter worker` sends it."
+    )
+
+
+@cli.command("campaigns")
+@click.pass_context
+def campaigns_command(ctx: click.Context) -> None:
+    """Every campaign, newest first, with its status and progress."""
+    reports = _sending(ctx).campaigns()
+    if not reports:
+        click.echo("No campaigns yet: newsletter send SLUG --to AUDIENCE")
+    for report in reports:
+        click.echo(_describe(report))
+
+
+@cli.command()
+@click.argument("campaign_id", type=int)
+@click.pass_context
+def status(ctx: click.Context, campaign_id: int) -> None:
+    """Where a campaign stands: counts by delivery status, rate, time left."""
+    report = _sending(ctx).status(campaign_id)
+    click.echo(_describe(report))
+    for name, count in sorted(report.counts.items()):
+        click.echo(f"  {name:<9} {count:>8,}")
+    if report.rate_per_second:
+        click.echo(f"  rate      {report.rate_per_second:8.1f} messages/s over the last minute")
+    if report.seconds_left is not None:
+        click.echo(
+            f"  time left about {report.seconds_left / 60:.0f} min"
+            if report.seconds_left >= 90
+            else f"  time left about {report.seconds_left:.0f} s"
+        )
+
+
+def _steer_command(action: str, help_text: str) -> None:
+    @cli.command(action, help=help_text)
+    @click.argument("campaign_id", type=int)
+    @click.pass_context
+    def command(ctx: click.Context, campaign_id: int) -> None:
+        campaign = _sending(ctx).steer(campaign_id, action)
+        click.echo(f"Campaign {campaign.id} is now {campaign.status.value}")
+
+
+_steer_command("pause", "Stop sending a campaign (within a second); `resume` carries on without re-sending.")
+_steer_command("resume", "Carry on with a paused campaign.")
+_steer_command("cancel", "Stop a campaign for good; nobody else is sent it.")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool) -> None:
+    """Run the scheduler and deliver due campaigns until stopped (SIGTERM or Ctrl-C finish cleanly)."""
+    import signal
+    import threading
+
+    sending = _sending(ctx)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        click.echo("Stopping after the messages in flight...", err=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stats = sending.work(once=once, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(
+        f"Worker done: {stats.sent:,} sent, {stats.deferred:,} deferred, {stats.failed:,} failed, "
+        f"{stats.bounced:,} bounced, {stats.skipped:,} skipped"
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--maildir", type=click.Path(file_okay=False, path_type=Path), default=Path("sink"), show_default=True
+)
+def sink(host: str, port: int, maildir: Path) -> None:
+    """A local SMTP server that keeps every message it receives in a Maildir, for trying things out."""
+    from newsletter.sink import MaildirSink
+
+    with MaildirSink(maildir, host, port) as server:
+        click.echo(
+            f"Sink listening on {host}:{server.port}, storing mail in {display_path(maildir)} (Ctrl-C stops)"
+        )
+        server.serve_forever()
 
 
 def main() -> None:

@@ -68,9 +68,10 @@ def read_text(path: Path) -> str:
         raise UserError(f"{shown}: cannot be read: {error.strerror}") from None
 
 
-def load_yaml(path: Path) -> YamlDocument:
-    """Parse one YAML file; a syntax error becomes a `ProblemsFound` with its line."""
-    text = read_text(path)
+def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
+    """Parse one YAML file (or `text` as if it were that file); a syntax error becomes a
+    `ProblemsFound` with its line."""
+    text = read_text(path) if text is None else text
     shown = display_path(path)
     loader = yaml.SafeLoader(text)
     try:

@@ -111,6 +111,26 @@ class Segments:
         segment = self.get(name)
         return Compiler(self).mailable(segment)
 
+    def audience(self, names: list[str], lists: dict[str, str]) -> ColumnElement[bool]:
+        """Everyone in any of these segments or on any of these lists: a campaign's audience, as one
+        SQL condition. Being in two of them counts once; the exclusions apply to every part."""
+        compiler = Compiler(self)
+        parts = []
+        for name in names:
+            if name in self.by_name:
+                parts.append(compiler.mailable(self.by_name[name]))
+            elif name in lists:
+                as_segment = Segment(name, lists[name], lambda _c, slug=name: on_lists([slug]), False, 0)
+                parts.append(compiler.mailable(as_segment))
+            else:
+                hint = difflib.get_close_matches(name, [*self.by_name, *lists], n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise UserError(
+                    f"no segment or list called '{name}'{suggestion}; segments: {', '.join(self.by_name) or 'none'}; "
+                    f"lists: {', '.join(lists)}"
+                )
+        return or_(*parts)
+
     def members(self, name: str) -> Select[tuple[int]]:
         """`SELECT subscribers.id ...` for the segment: feed it to a campaign or an export."""
         return select(Subscriber.id).where(self.where(name))
@@ -121,6 +141,20 @@ class Segments:
     def sample(self, session: Session, name: str, limit: int = 10) -> list[Subscriber]:
         query = select(Subscriber).where(self.where(name)).order_by(Subscriber.id).limit(limit)
         return list(session.scalars(query))
+
+
+def on_lists(slugs: list[str]) -> ColumnElement[bool]:
+    """The member is on (and has not left) any of these lists."""
+    return (
+        select(Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(
+            Subscription.subscriber_id == Subscriber.id,
+            Subscription.subscribed,
+            MailingList.slug.in_(slugs),
+        )
+        .exists()
+    )
 
 
 class Compiler:
@@ -256,16 +290,7 @@ class _Parser:
         slugs = self._words("lists", value, path)
         if slugs is None:
             return lambda compiler: false()
-        on_list = (
-            select(Subscription.subscriber_id)
-            .join(MailingList, MailingList.id == Subscription.list_id)
-            .where(
-                Subscription.subscriber_id == Subscriber.id,
-                Subscription.subscribed,
-                MailingList.slug.in_(slugs),
-            )
-        )
-        return lambda compiler: on_list.exists()
+        return lambda compiler: on_lists(slugs)
 
     def _topics(self, value: Any, path: tuple) -> Condition:
         mode = "any"

@@ -41,9 +41,12 @@ def issue_file(issues_dir: Path, slug_or_path: str) -> Path:
     return candidate
 
 
-def load_issue(path: Path, vocabulary: Vocabulary) -> Issue:
-    """Read and validate one issue file; raise `ProblemsFound` listing every mistake."""
-    document = load_yaml(path)
+def load_issue(path: Path, vocabulary: Vocabulary, text: str | None = None) -> Issue:
+    """Read and validate one issue file; raise `ProblemsFound` listing every mistake.
+
+    `text` stands in for the file's contents: a campaign sends the issue as it was when scheduled.
+    """
+    document = load_yaml(path, text)
     reader = Reader(document, vocabulary, path.parent)
     if not isinstance(document.data, dict):
         shape = "empty" if document.data is None else describe(document.data)

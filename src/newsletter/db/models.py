@@ -18,10 +18,12 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -183,7 +185,11 @@ class Suppression(Base):
 
 __all__ = [
     "Base",
+    "Campaign",
+    "CampaignStatus",
     "ConsentRecord",
+    "Delivery",
+    "DeliveryStatus",
     "Format",
     "MailingList",
     "Status",
@@ -191,5 +197,83 @@ __all__ = [
     "SubscriberTopic",
     "Subscription",
     "Suppression",
+    "TestSend",
     "Topic",
 ]
+
+
+class CampaignStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """One recipient's place in a campaign: the ledger's states."""
+
+    QUEUED = "queued"
+    SENDING = "sending"  # leased by a worker; due again if the lease expires (the worker died)
+    SENT = "sent"
+    DEFERRED = "deferred"  # a 4xx or a dropped connection: tried again after a backoff
+    FAILED = "failed"
+    BOUNCED = "bounced"  # a permanent 5.1.x refusal: the address is suppressed
+    SKIPPED = "skipped"  # left, bounced or was suppressed after the campaign started
+
+
+class Campaign(Base):
+    """One issue sent to one audience. The issue's text is kept as it was when scheduled, so what
+    was checked is what is sent, even if the file changes afterwards."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_slug: Mapped[str] = mapped_column(String(100))
+    issue_source: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(300))
+    audiences: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus, "campaign_status"))
+    send_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Delivery(Base):
+    """The ledger: one row per (campaign, member), the only record of progress."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    message_id: Mapped[str] = mapped_column(String(200))
+    last_reply: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        Index("ix_deliveries_due", "campaign_id", "status", "next_attempt_at"),
+        Index("ix_deliveries_subscriber", "subscriber_id"),
+    )
+
+
+class TestSend(Base):
+    """A proof copy sent to editors; kept apart from campaigns and their ledger."""
+
+    __tablename__ = "test_sends"
+    __test__ = False  # not a pytest test class
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_slug: Mapped[str] = mapped_column(String(100))
+    addresses: Mapped[list[str]] = mapped_column(JSON)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Campaigns, the per-recipient ledger, personalised messages and the SMTP transport."""

@@ -1,0 +1,185 @@
+"""Campaigns: create, start, pause, resume, cancel, and where each one stands.
+
+A campaign keeps the issue's text as it was when it was checked and
+scheduled. Starting a campaign is a guarded status change (only one worker
+can win it) followed by the ledger snapshot, in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.audience.service import Audience
+from newsletter.db.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
+from newsletter.delivery import ledger
+from newsletter.editor import Editor
+from newsletter.errors import ProblemsFound, UserError
+
+WHEN_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    """Where a campaign stands, read from the ledger."""
+
+    campaign: Campaign
+    counts: dict[str, int]
+    rate_per_second: float
+    seconds_left: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(status.value, 0) for status in ledger.FINISHED)
+
+
+def message_domain(from_address: str) -> str:
+    """The domain Message-IDs and bounce addresses use: the From address's."""
+    return email.utils.parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+
+
+def parse_when(text: str, timezone: str) -> dt.datetime:
+    """`2023-10-20 09:00` in the configured zone (Europe/London: GMT or BST as the date has it) -> UTC."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"timezone '{timezone}' is not a known time zone (such as Europe/London)") from None
+    for pattern in WHEN_FORMATS:
+        try:
+            local = dt.datetime.strptime(text.strip(), pattern)
+            break
+        except ValueError:
+            continue
+    else:
+        raise UserError(f"--at '{text}': write the time as YYYY-MM-DD HH:MM, for example 2023-10-20 09:00")
+    aware = local.replace(tzinfo=zone)
+    # A time that does not exist (the hour skipped when clocks go forward) is refused, not guessed.
+    if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != local:
+        raise UserError(f"--at '{text}': that time does not exist in {timezone} (the clocks go forward then)")
+    return aware.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def create(
+    editor: Editor, audience: Audience, slug: str, audiences: list[str], send_at: dt.datetime | None
+) -> tuple[Campaign, int]:
+    """Check the issue, resolve the audience, and schedule the campaign; returns it and the audience size now."""
+    if not audiences:
+        raise UserError("say who to send to: --to SEGMENT_OR_LIST (one or more)")
+    checked = editor.check(slug)
+    if checked.problems:
+        raise ProblemsFound(checked.problems)
+    audience.ready()
+    where = audience.segments.audience(list(audiences), audience.vocabulary.lists)
+    source = checked.path.read_text(encoding="utf-8-sig")
+    with audience.database.session() as session:
+        size = session.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0
+        campaign = Campaign(
+            issue_slug=checked.issue.slug,
+            issue_source=source,
+            subject=checked.edition.subject,
+            audiences=list(dict.fromkeys(audiences)),
+            status=CampaignStatus.SCHEDULED,
+            send_at=send_at or utcnow(),
+            created_at=utcnow(),
+        )
+        session.add(campaign)
+        session.flush()
+    return campaign, size
+
+
+def start_due(audience: Audience, domain: str, now: dt.datetime | None = None) -> list[int]:
+    """Start every scheduled campaign whose time has come: fix its recipients in the ledger."""
+    now = now or utcnow()
+    with audience.database.session() as session:
+        due = list(
+            session.scalars(
+                select(Campaign.id).where(
+                    Campaign.status == CampaignStatus.SCHEDULED, Campaign.send_at <= now
+                )
+            )
+        )
+    started = []
+    for campaign_id in due:
+        if start(audience, campaign_id, domain):
+            started.append(campaign_id)
+    return started
+
+
+def start(audience: Audience, campaign_id: int, domain: str) -> bool:
+    """Scheduled -> sending, with the snapshot, once; False if another worker already started it."""
+    with audience.database.session() as session:
+        won = session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+            .values(status=CampaignStatus.SENDING, started_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not won:
+            return False
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        where = audience.segments.audience(list(campaign.audiences), audience.vocabulary.lists)
+        campaign.recipients = ledger.snapshot(session, campaign, where, domain)
+        if not campaign.recipients:
+            campaign.status, campaign.finished_at = CampaignStatus.SENT, utcnow()
+    return True
+
+
+def steer(session: Session, campaign_id: int, action: str) -> Campaign:
+    """pause, resume or cancel; refuses what makes no sense (resuming a sent campaign...)."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
+    allowed = {
+        "pause": ({CampaignStatus.SENDING, CampaignStatus.SCHEDULED}, CampaignStatus.PAUSED),
+        "resume": ({CampaignStatus.PAUSED}, None),
+        "cancel": (
+            {CampaignStatus.SENDING, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED},
+            CampaignStatus.CANCELLED,
+        ),
+    }
+    sources, target = allowed[action]
+    if campaign.status not in sources:
+        raise UserError(f"campaign {campaign_id} is {campaign.status.value}; it cannot be {action}d")
+    if target is None:  # resume: back to sending if it had started, else to its schedule
+        target = CampaignStatus.SENDING if campaign.started_at else CampaignStatus.SCHEDULED
+    campaign.status = target
+    if target == CampaignStatus.CANCELLED:
+        campaign.finished_at = utcnow()
+    return campaign
+
+
+def report(session: Session, campaign: Campaign) -> CampaignReport:
+    """Counts by delivery status, the recent sending rate and an estimate of the time left."""
+    counts = dict(ledger.counts(session, campaign.id))
+    window = utcnow() - dt.timedelta(seconds=60)
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.campaign_id == campaign.id,
+                Delivery.status == DeliveryStatus.SENT,
+                Delivery.sent_at >= window,
+            )
+        )
+        or 0
+    )
+    started = campaign.started_at
+    span = min(60.0, (utcnow() - started).total_seconds()) if started else 0.0
+    rate = recent / span if span > 0 else 0.0
+    waiting = sum(
+        counts.get(s.value, 0)
+        for s in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
+    )
+    left = waiting / rate if rate > 0 and campaign.status == CampaignStatus.SENDING else None
+    return CampaignReport(campaign, counts, rate, left)

@@ -1,0 +1,258 @@
+"""The ledger: one row per (campaign, member); the only record of a campaign's progress.
+
+Recipients are fixed when a campaign starts (one INSERT ... SELECT of its
+audience). Workers lease batches of due rows, send, and record each result
+as soon as it is known, so after a crash at most the messages in flight are
+sent again, each with the same Message-ID. A lease that expires means its
+worker died: the rows become due again. On PostgreSQL rows are claimed with
+`FOR UPDATE SKIP LOCKED`, so any number of workers on any number of machines
+share one campaign without sending anyone twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.audience.members import suppress
+from newsletter.db.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Status,
+    Subscriber,
+    SubscriberTopic,
+    Suppression,
+    Topic,
+    utcnow,
+)
+from newsletter.delivery.transport import Outcome, Reply
+
+MAX_ATTEMPTS = 6
+FINISHED = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.SKIPPED)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased ledger row with what is needed to build the member's message."""
+
+    delivery_id: int
+    campaign_id: int
+    subscriber_id: int
+    message_id: str
+    attempts: int
+    email: str
+    name: str
+    region: str | None
+    text_only: bool
+    topics: tuple[str, ...]
+    mailable: bool  # still active and not suppressed: otherwise the row is skipped
+
+
+def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool], message_domain: str) -> int:
+    """Fix the recipients: one queued row per member of the audience, each with its Message-ID."""
+    now = utcnow()
+    message_id = literal(f"<nl.{campaign.id}.") + cast(Subscriber.id, String) + literal(f"@{message_domain}>")
+    rows = select(
+        literal(campaign.id),
+        Subscriber.id,
+        literal(DeliveryStatus.QUEUED.value),
+        literal(0),
+        literal(now),
+        message_id,
+        literal(now),
+    ).where(audience)
+    session.execute(
+        insert(Delivery).from_select(
+            [
+                "campaign_id",
+                "subscriber_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "message_id",
+                "updated_at",
+            ],
+            rows,
+        )
+    )
+    count = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign.id)
+    )
+    return count or 0
+
+
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(
+            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
+            Delivery.next_attempt_at <= now,
+        ),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at < now),
+    )
+
+
+def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything."""
+    now = utcnow()
+    candidates = (
+        select(Delivery.id)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Campaign.status == CampaignStatus.SENDING, _due(now))
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    # One UPDATE with the choice as its subquery: on SQLite it takes the write lock before choosing,
+    # on PostgreSQL SKIP LOCKED lets concurrent workers choose different rows.
+    leased = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=DeliveryStatus.SENDING,
+            lease_owner=worker,
+            lease_expires_at=expires,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not leased.rowcount:
+        return []
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.campaign_id,
+            Delivery.subscriber_id,
+            Delivery.message_id,
+            Delivery.attempts,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.region,
+            Subscriber.format,
+            (Subscriber.status == Status.ACTIVE)
+            & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.lease_owner == worker, Delivery.lease_expires_at == expires)
+        .order_by(Delivery.id)
+    ).all()
+    subscriber_ids = [row[2] for row in rows]
+    topics: dict[int, list[str]] = {}
+    for subscriber_id, slug in session.execute(
+        select(SubscriberTopic.subscriber_id, Topic.slug)
+        .join(Topic, Topic.id == SubscriberTopic.topic_id)
+        .where(SubscriberTopic.subscriber_id.in_(subscriber_ids))
+    ):
+        topics.setdefault(subscriber_id, []).append(slug)
+    return [
+        Claimed(
+            delivery_id=row[0],
+            campaign_id=row[1],
+            subscriber_id=row[2],
+            message_id=row[3],
+            attempts=row[4],
+            email=row[5],
+            name=row[6],
+            region=row[7],
+            text_only=row[8] == "text",
+            topics=tuple(sorted(topics.get(row[2], ()))),
+            mailable=bool(row[9]),
+        )
+        for row in rows
+    ]
+
+
+def backoff(attempts: int, base_seconds: float) -> dt.timedelta:
+    """1, 2, 4, 8... times the base, capped at an hour."""
+    return dt.timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), 3600))
+
+
+def record(
+    session: Session, claimed: Claimed, reply: Reply | None, retry_base_seconds: float
+) -> DeliveryStatus:
+    """Write one result (None: skipped, no longer mailable). A hard bounce suppresses the address."""
+    now = utcnow()
+    values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    if reply is None:
+        status = DeliveryStatus.SKIPPED
+        values["last_reply"] = "skipped: unsubscribed, bounced or suppressed after the campaign started"
+    else:
+        values["last_reply"] = str(reply)
+        if reply.outcome == Outcome.SENT:
+            status = DeliveryStatus.SENT
+            values["sent_at"] = now
+        elif reply.outcome == Outcome.DEFERRED and claimed.attempts < MAX_ATTEMPTS:
+            status = DeliveryStatus.DEFERRED
+            values["next_attempt_at"] = now + backoff(claimed.attempts, retry_base_seconds)
+        elif reply.outcome == Outcome.BOUNCED:
+            status = DeliveryStatus.BOUNCED
+            suppress(session, claimed.email, "bounced", f"campaign {claimed.campaign_id}: {reply}"[:200])
+            session.execute(
+                update(Subscriber).where(Subscriber.id == claimed.subscriber_id).values(status=Status.BOUNCED)
+            )
+        else:
+            status = DeliveryStatus.FAILED
+            if reply.outcome == Outcome.DEFERRED:
+                values["last_reply"] = f"gave up after {claimed.attempts} attempts: {reply}"[:500]
+    values["status"] = status
+    # Only the lease holder may record: a worker whose lease expired and was taken over writes nothing.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == claimed.delivery_id, Delivery.status == DeliveryStatus.SENDING)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return status
+
+
+def release(session: Session, claimed: list[Claimed]) -> None:
+    """Give back leased rows unsent (the campaign was paused or cancelled): due again on resume."""
+    if not claimed:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_([c.delivery_id for c in claimed]), Delivery.status == DeliveryStatus.SENDING)
+        .values(
+            status=DeliveryStatus.QUEUED,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=Delivery.attempts - 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def counts(session: Session, campaign_id: int) -> Counter[str]:
+    rows = session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.campaign_id == campaign_id)
+        .group_by(Delivery.status)
+    )
+    return Counter({str(DeliveryStatus(status).value): count for status, count in rows})
+
+
+def finish_if_done(session: Session, campaign_id: int) -> bool:
+    """Mark a sending campaign sent once no row is queued, deferred or in flight."""
+    open_rows = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.not_in(FINISHED))
+    )
+    if open_rows:
+        return False
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+        .values(status=CampaignStatus.SENT, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,140 @@
+"""Signed tokens that name a subscriber for one purpose: unsubscribe, preferences, view, bounce.
+
+A token is `ID.TIMESTAMP.SIGNATURE`: the subscriber id in base36, the time it
+was made and an itsdangerous HMAC-SHA1 signature salted with the purpose, so a
+token made for "unsubscribe" is refused by the preferences page. It holds the
+id and nothing else: a forwarded email must not hand out an address.
+
+Every character is in `[A-Za-z0-9._-]`, so one token fits a URL path, the
+local part of a VERP bounce address (`bounces+TOKEN@domain`) and a
+quoted-printable body (no `=`) without escaping.
+
+Bounce tokens are `ID.SIGNATURE`, with no timestamp: the same member always
+gets the same envelope sender, so the Return-Path written into a message and
+the SMTP MAIL FROM agree however far apart they are built, and a bounce that
+arrives weeks late still names its member.
+
+Delivery makes three tokens a recipient, so each purpose's signer is built
+once per `Tokens`, and signing copies a keyed HMAC instead of deriving the key
+and keying a new HMAC every time (~1.5 µs a token rather than ~3.5 µs). The
+tokens are exactly what a plain `TimestampSigner(secret, salt=purpose)` makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+from itsdangerous.encoding import base64_encode, want_bytes
+
+PURPOSES = ("unsubscribe", "preferences", "view", "bounce")
+UNTIMED = frozenset({"bounce"})
+
+TAMPERED = "tampered"
+EXPIRED = "expired"
+WRONG_PURPOSE = "wrong purpose"
+MALFORMED = "malformed"
+
+_EXPLANATIONS = {
+    TAMPERED: "its signature does not match (altered, cut short, or made with another secret key)",
+    EXPIRED: "it is too old",
+    WRONG_PURPOSE: "it was made for something else",
+    MALFORMED: "it is not a token at all",
+}
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_ID = re.compile(r"0|[1-9a-z][0-9a-z]*")
+_SHAPE = re.compile(r"[0-9a-z]+(?:\.[A-Za-z0-9_-]+){1,2}")
+_PURPOSE = re.compile(r"[a-z][a-z0-9_-]*")
+_MAX_TOKEN = 200
+
+
+class BadToken(ValueError):
+    """A token that does not name a subscriber for this purpose; `reason` is one of four words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bad token ({reason}): {_EXPLANATIONS[reason]}")
+        self.reason = reason
+
+
+class _KeyedHmac:
+    """itsdangerous signing with the purpose's HMAC keyed once and copied for each token."""
+
+    _mac: hmac.HMAC
+
+    def _prime(self) -> None:
+        self._mac = hmac.new(self.derive_key(), digestmod=self.digest_method)  # type: ignore[attr-defined]
+
+    def get_signature(self, value: str | bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(want_bytes(value))
+        return base64_encode(mac.digest())
+
+
+class _TimedSigner(_KeyedHmac, TimestampSigner):
+    pass
+
+
+class _PlainSigner(_KeyedHmac, Signer):
+    pass
+
+
+class Tokens:
+    """Makes and reads every purpose's tokens with one secret key; build once, share freely."""
+
+    def __init__(self, secret_key: str) -> None:
+        if not secret_key:
+            raise ValueError("tokens need a secret key")
+        self._secret_key = secret_key
+        self._signers: dict[str, Signer] = {}
+        for purpose in PURPOSES:
+            self._signer(purpose)
+
+    def make(self, purpose: str, subscriber_id: int) -> str:
+        """A token naming `subscriber_id` for `purpose`, to go in a link or a bounce address."""
+        if subscriber_id < 0:
+            raise ValueError(f"subscriber ids are not negative: {subscriber_id}")
+        signer = self._signers.get(purpose) or self._signer(purpose)
+        return signer.sign(_base36(subscriber_id)).decode("ascii")
+
+    def read(self, purpose: str, token: str, max_age: int | None = None) -> int:
+        """The subscriber id in `token`, or `BadToken`; `max_age` (seconds) refuses older tokens."""
+        signer = self._signers.get(purpose) or self._signer(purpose)
+        if max_age is not None and purpose in UNTIMED:
+            raise ValueError(f"'{purpose}' tokens carry no timestamp, so they cannot expire")
+        if not isinstance(token, str) or len(token) > _MAX_TOKEN or not _SHAPE.fullmatch(token):
+            raise BadToken(MALFORMED)
+        try:
+            if isinstance(signer, TimestampSigner):
+                value = signer.unsign(token, max_age=max_age)
+            else:
+                value = signer.unsign(token)
+        except SignatureExpired:  # raised only once the signature itself has checked out
+            raise BadToken(EXPIRED) from None
+        except BadSignature:
+            others = (other for name, other in self._signers.items() if name != purpose)
+            raise BadToken(WRONG_PURPOSE if any(s.validate(token) for s in others) else TAMPERED) from None
+        text = value.decode("ascii")
+        if not _ID.fullmatch(text):  # signed with our key, yet not an id this class writes
+            raise BadToken(MALFORMED)
+        return int(text, 36)
+
+    def _signer(self, purpose: str) -> Signer:
+        if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
+            raise ValueError(f"not a token purpose: {purpose!r}")
+        kind = _PlainSigner if purpose in UNTIMED else _TimedSigner
+        signer = kind(self._secret_key, salt=purpose, digest_method=hashlib.sha1)
+        signer._prime()
+        self._signers[purpose] = signer
+        return signer
+
+
+def _base36(number: int) -> str:
+    if number < 36:
+        return _DIGITS[number]
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append(_DIGITS[digit])
+    return "".join(reversed(digits))

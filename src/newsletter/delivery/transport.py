@@ -1,0 +1,205 @@
+"""SMTP transport: pooled connections, a global and a per-domain rate, and replies sorted by meaning.
+
+Each sending thread keeps one connection open and reuses it. What a reply
+means for the ledger:
+  2xx                      sent
+  4xx, or the connection   deferred: tried again after a backoff
+  dropping or refused
+  421                      deferred, and the whole pool slows down for a while
+  5xx                      failed for good; 5.1.x (no such user/domain) is a hard bounce
+The transport knows nothing about campaigns or issues: it sends bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from newsletter.errors import UserError
+
+HARD_BOUNCE = re.compile(r"\b5\.1\.\d+\b")
+SLOW_DOWN_SECONDS = 5.0
+TIMEOUT = 30.0
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+
+
+@dataclass(frozen=True)
+class Reply:
+    outcome: Outcome
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()[:500]
+
+
+@dataclass(frozen=True)
+class SmtpAddress:
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise UserError(
+                f"smtp_url '{url}' must look like smtp://host:port or smtps://user:password@host:port"
+            )
+        default_port = 465 if parts.scheme == "smtps" else 25
+        return cls(
+            host=parts.hostname,
+            port=parts.port or default_port,
+            implicit_tls=parts.scheme == "smtps",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class RateLimiter:
+    """Spaces sends so that at most `rate` leave per second overall, and `domain_rate` per domain.
+
+    0 means unlimited. A relay's 421 pauses every sender for a while (`slow_down`).
+    """
+
+    def __init__(self, rate: float, domain_rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.domain_interval = 1.0 / domain_rate if domain_rate > 0 else 0.0
+        self.lock = threading.Lock()
+        self.next_slot = 0.0
+        self.next_domain_slot: dict[str, float] = defaultdict(float)
+        self.paused_until = 0.0
+
+    def wait(self, domain: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            slot = max(now, self.paused_until)
+            if self.interval:
+                slot = max(slot, self.next_slot)
+                self.next_slot = slot + self.interval
+            if self.domain_interval:
+                slot = max(slot, self.next_domain_slot[domain])
+                self.next_domain_slot[domain] = slot + self.domain_interval
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def slow_down(self, seconds: float = SLOW_DOWN_SECONDS) -> None:
+        with self.lock:
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+class SmtpTransport:
+    """Sends prepared messages; one reused connection per thread that calls `send`."""
+
+    def __init__(
+        self, smtp_url: str, max_rate: float = 0.0, domain_rate: float = 0.0, helo: str | None = None
+    ) -> None:
+        self.address = SmtpAddress.parse(smtp_url)
+        self.limiter = RateLimiter(max_rate, domain_rate)
+        self.helo = helo or socket.getfqdn()
+        self.local = threading.local()
+        self.connections: list[smtplib.SMTP] = []
+        self.lock = threading.Lock()
+
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> Reply:
+        """Send one message to one recipient; never raises for what the relay or network does."""
+        self.limiter.wait(recipient.rpartition("@")[2].lower())
+        try:
+            connection = self._connection()
+            refused = connection.sendmail(envelope_from, [recipient], data)
+            if refused:
+                code, text = refused[recipient]
+                return self._classify(code, text)
+            return Reply(Outcome.SENT, 250, "OK")
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients.get(recipient, (451, b"recipient refused"))
+            return self._classify(code, text, reset=True)
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPResponseException) as error:
+            return self._classify(error.smtp_code, error.smtp_error, reset=True)
+        except (smtplib.SMTPException, OSError) as error:
+            self._drop()
+            return Reply(Outcome.DEFERRED, 0, f"connection problem: {error}")
+
+    def _classify(self, code: int, text: bytes | str, reset: bool = False) -> Reply:
+        message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        if code == 421:
+            self.limiter.slow_down()
+            self._drop()
+            return Reply(Outcome.DEFERRED, code, message)
+        if reset:
+            self._reset()
+        if 200 <= code < 300:
+            return Reply(Outcome.SENT, code, message)
+        if 500 <= code < 600:
+            return Reply(Outcome.BOUNCED if HARD_BOUNCE.search(message) else Outcome.FAILED, code, message)
+        return Reply(Outcome.DEFERRED, code, message)
+
+    def _connection(self) -> smtplib.SMTP:
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            return connection
+        address = self.address
+        if address.implicit_tls:
+            connection = smtplib.SMTP_SSL(
+                address.host,
+                address.port,
+                local_hostname=self.helo,
+                timeout=TIMEOUT,
+                context=ssl.create_default_context(),
+            )
+        else:
+            connection = smtplib.SMTP(address.host, address.port, local_hostname=self.helo, timeout=TIMEOUT)
+            connection.ehlo()
+            if connection.has_extn("starttls"):
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+        if address.username:
+            connection.login(address.username, address.password or "")
+        self.local.connection = connection
+        with self.lock:
+            self.connections.append(connection)
+        return connection
+
+    def _reset(self) -> None:
+        """After a refusal the transaction must be reset before the next message on this connection."""
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            try:
+                connection.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+
+    def _drop(self) -> None:
+        connection = getattr(self.local, "connection", None)
+        self.local.connection = None
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.close()
+
+    def close(self) -> None:
+        """Say QUIT on every connection this transport opened."""
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for connection in connections:
+            try:
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                connection.close()

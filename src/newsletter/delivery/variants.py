@@ -1,0 +1,73 @@
+"""Personalisation by variant: which sections and items a member gets, and in what order.
+
+A section or item tagged with `topics:` goes only to members who chose one of
+those topics; members who chose none get everything. The places section lists
+the member's own region first. Members therefore fall into a few variants,
+each keyed by what actually changes the email, and each variant is rendered
+once however many members share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from newsletter.content.model import Issue, Places
+
+NO_CHOICE = None  # a member who chose no topics gets everything
+
+
+@dataclass(frozen=True)
+class VariantKey:
+    """What makes two members' emails differ: relevant topics, own region, plain text or not."""
+
+    topics: frozenset[str] | None
+    region: str | None
+    text_only: bool
+
+
+class Personaliser:
+    """Knows which topics and regions matter to one issue, so keys stay as few as possible."""
+
+    def __init__(self, issue: Issue) -> None:
+        self.issue = issue
+        self.tagged_topics = frozenset(_all_topics(issue))
+        self.place_regions = frozenset(
+            item.region for section in issue.sections if isinstance(section, Places) for item in section.items
+        )
+
+    def key(self, chosen_topics: Iterable[str], region: str | None, text_only: bool) -> VariantKey:
+        chosen = frozenset(chosen_topics)
+        topics = NO_CHOICE if not chosen else chosen & self.tagged_topics
+        return VariantKey(topics, region if region in self.place_regions else None, text_only)
+
+    def issue_for(self, key: VariantKey) -> Issue:
+        """The issue as members with this key see it."""
+        sections = []
+        for section in self.issue.sections:
+            if not _wanted(section.topics, key.topics):
+                continue
+            items = getattr(section, "items", None)
+            if items is not None:
+                kept = tuple(item for item in items if _wanted(getattr(item, "topics", ()), key.topics))
+                if not kept:
+                    continue
+                if isinstance(section, Places) and key.region:
+                    kept = tuple(sorted(kept, key=lambda item: item.region != key.region))  # stable
+                section = dataclasses.replace(section, items=kept)
+            sections.append(section)
+        return dataclasses.replace(self.issue, sections=tuple(sections))
+
+
+def _wanted(tags: tuple[str, ...], chosen: frozenset[str] | None) -> bool:
+    return not tags or chosen is NO_CHOICE or bool(chosen & set(tags))
+
+
+def _all_topics(issue: Issue) -> set[str]:
+    found: set[str] = set()
+    for section in issue.sections:
+        found.update(section.topics)
+        for item in getattr(section, "items", ()):
+            found.update(getattr(item, "topics", ()))
+    return found

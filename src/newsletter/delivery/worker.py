@@ -1,0 +1,225 @@
+"""The worker: start campaigns whose time has come, lease due ledger rows, send, record.
+
+One loop per process. Messages go out on `concurrency` threads, each with its
+own SMTP connection; results are recorded by the loop as each reply comes
+in, one short transaction each, so a crash loses nothing and repeats at most
+what was in flight. Before each message the loop checks (at most every half
+second) whether its campaign was paused or cancelled, and gives back what it
+has not sent. A stop request (SIGTERM) finishes the messages in flight and
+exits cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from newsletter.audience.service import Audience
+from newsletter.content.loader import load_issue
+from newsletter.db.models import Campaign, CampaignStatus
+from newsletter.delivery import campaigns, ledger
+from newsletter.delivery.message import PreparedMessage, Recipient
+from newsletter.delivery.tokens import Tokens
+from newsletter.delivery.transport import Reply, SmtpTransport
+from newsletter.delivery.variants import Personaliser, VariantKey
+from newsletter.render.edition import Renderer
+from newsletter.schedule import CampaignScheduler
+from newsletter.settings import Settings
+
+STATUS_CHECK_SECONDS = 0.5
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    skipped: int = 0
+    started_campaigns: list[int] = field(default_factory=list)
+
+    def add(self, status: str) -> None:
+        setattr(self, status, getattr(self, status, 0) + 1)
+
+
+class _CampaignMessages:
+    """One campaign's issue, personalised and rendered once per variant, prepared for substitution."""
+
+    def __init__(
+        self, campaign: Campaign, settings: Settings, renderer: Renderer, audience: Audience
+    ) -> None:
+        path = settings.issues_dir / campaign.issue_slug / "issue.yaml"
+        issue = load_issue(path, audience.vocabulary, text=campaign.issue_source)
+        self.personaliser = Personaliser(issue)
+        self.renderer = renderer
+        self.settings = settings
+        self.prepared: dict[VariantKey, PreparedMessage] = {}
+        self.lock = threading.Lock()
+
+    def for_recipient(self, claimed: ledger.Claimed) -> PreparedMessage:
+        key = self.personaliser.key(claimed.topics, claimed.region, claimed.text_only)
+        with self.lock:
+            prepared = self.prepared.get(key)
+            if prepared is None:
+                edition = self.renderer.render(self.personaliser.issue_for(key))
+                prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
+                self.prepared[key] = prepared
+        return prepared
+
+
+class Worker:
+    """Delivers due campaigns from the ledger until stopped, or until nothing is due (`once`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        audience: Audience,
+        renderer: Renderer,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 120.0,
+        retry_base_seconds: float = 60.0,
+        poll_seconds: float = 0.5,
+        batch_size: int | None = None,
+        transport: SmtpTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.audience = audience
+        self.renderer = renderer
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease_seconds = lease_seconds
+        self.retry_base_seconds = retry_base_seconds
+        self.poll_seconds = poll_seconds
+        self.concurrency = max(1, settings.concurrency)
+        self.batch_size = batch_size or self.concurrency * 25
+        self.transport = transport or SmtpTransport(
+            settings.smtp_url, settings.max_rate, settings.domain_rate
+        )
+        self.tokens = Tokens(settings.secret_key)
+        self.domain = campaigns.message_domain(settings.from_address)
+        self.messages: dict[int, _CampaignMessages] = {}
+        self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
+        self.stats = WorkerStats()
+
+    def run(
+        self,
+        once: bool = False,
+        stop: threading.Event | None = None,
+        progress: Callable[[WorkerStats], None] | None = None,
+    ) -> WorkerStats:
+        """Loop until `stop` is set; with `once`, return as soon as nothing is due."""
+        stop = stop or threading.Event()
+        scheduler = CampaignScheduler(
+            self.settings.database_url,
+            lambda campaign_id: campaigns.start(self.audience, campaign_id, self.domain),
+        )
+        scheduler.start()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="smtp") as pool:
+            try:
+                while not stop.is_set():
+                    scheduler.poke()
+                    self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
+                    with self.audience.database.session() as session:
+                        claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
+                    if not claimed:
+                        self._finish_campaigns()
+                        if once:
+                            break
+                        stop.wait(self.poll_seconds)
+                        continue
+                    self._deliver(claimed, pool, stop)
+                    self._finish_campaigns({c.campaign_id for c in claimed})
+                    if progress:
+                        progress(self.stats)
+            finally:
+                scheduler.shutdown()
+                self.transport.close()
+        return self.stats
+
+    def _deliver(
+        self, claimed: list[ledger.Claimed], pool: ThreadPoolExecutor, stop: threading.Event
+    ) -> None:
+        in_flight: dict[Future[Reply], ledger.Claimed] = {}
+        unsent: list[ledger.Claimed] = []  # paused, cancelled or stopping: given back to the ledger
+        for row in claimed:
+            if stop.is_set() or self._status(row.campaign_id) != CampaignStatus.SENDING:
+                unsent.append(row)
+                continue
+            if not row.mailable:
+                self._record(row, None)
+                continue
+            while len(in_flight) >= self.concurrency:
+                self._collect(in_flight)
+            prepared = self._messages(row.campaign_id).for_recipient(row)
+            recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)
+            data = prepared.render(recipient, row.message_id, self.tokens)
+            sender = prepared.envelope_sender(recipient, self.tokens)
+            in_flight[pool.submit(self.transport.send, sender, row.email, data)] = row
+        while in_flight:
+            self._collect(in_flight)
+        self._release(unsent)
+
+    def _collect(self, in_flight: dict[Future[Reply], ledger.Claimed]) -> None:
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        for future in done:
+            row = in_flight.pop(future)
+            self._record(row, future.result())
+
+    def _record(self, row: ledger.Claimed, reply: Reply | None) -> None:
+        with self.audience.database.session() as session:
+            status = ledger.record(session, row, reply, self.retry_base_seconds)
+        self.stats.add(status.value)
+
+    def _release(self, rows: list[ledger.Claimed]) -> None:
+        if rows:
+            with self.audience.database.session() as session:
+                ledger.release(session, rows)
+
+    def _status(self, campaign_id: int) -> CampaignStatus:
+        """The campaign's status, looked up at most every half second."""
+        now = time.monotonic()
+        seen = self.status_seen.get(campaign_id)
+        if seen is None or now - seen[0] > STATUS_CHECK_SECONDS:
+            with self.audience.database.session() as session:
+                status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+            seen = (now, CampaignStatus(status) if status else CampaignStatus.CANCELLED)
+            self.status_seen[campaign_id] = seen
+        return seen[1]
+
+    def _messages(self, campaign_id: int) -> _CampaignMessages:
+        messages = self.messages.get(campaign_id)
+        if messages is None:
+            with self.audience.database.session() as session:
+                campaign = session.get(Campaign, campaign_id)
+                assert campaign is not None
+                session.expunge(campaign)
+            messages = _CampaignMessages(campaign, self.settings, self.renderer, self.audience)
+            self.messages[campaign_id] = messages
+        return messages
+
+    def _finish_campaigns(self, ids: set[int] | None = None) -> None:
+        with self.audience.database.session() as session:
+            if ids is None:
+                ids = set(
+                    session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING))
+                )
+            for campaign_id in ids:
+                ledger.finish_if_done(session, campaign_id)
+
+
+def next_due(audience: Audience) -> dt.datetime | None:
+    """When the next scheduled campaign is due (for `newsletter campaigns` and the demo)."""
+    with audience.database.session() as session:
+        return session.scalar(
+            select(Campaign.send_at)
+            .where(Campaign.status == CampaignStatus.SCHEDULED)
+            .order_by(Campaign.send_at)
+        )
