@@ -21,6 +21,9 @@ TABLES = {
     "subscriber_topics",
     "consent_records",
     "suppressions",
+    "campaigns",
+    "deliveries",
+    "test_sends",
 }
 
 
