@@ -459,8 +459,24 @@ _steer_command("cancel", "Stop a campaign for good; nobody else is sent it.")
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option(
+    "--lease",
+    "lease_seconds",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds a worker holds the rows it is sending; rows of a worker that died are due again after this.",
+)
+@click.option(
+    "--retry",
+    "retry_base_seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="First wait before retrying a deferred message (doubles each time, at most an hour).",
+)
 @click.pass_context
-def worker(ctx: click.Context, once: bool) -> None:
+def worker(ctx: click.Context, once: bool, lease_seconds: float, retry_base_seconds: float) -> None:
     """Run the scheduler and deliver due campaigns until stopped (SIGTERM or Ctrl-C finish cleanly)."""
     import signal
     import threading
@@ -474,7 +490,9 @@ def worker(ctx: click.Context, once: bool) -> None:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        stats = sending.work(once=once, stop=stop)
+        stats = sending.work(
+            once=once, stop=stop, lease_seconds=lease_seconds, retry_base_seconds=retry_base_seconds
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
