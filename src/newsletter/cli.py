@@ -14,17 +14,17 @@ import click
 
 from newsletter import __version__
 from newsletter.content.scaffold import create_issue
-from newsletter.editor import Editor, write_edition
+from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, UserError, display_path
 from newsletter.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from newsletter.audience.service import Audience
     from newsletter.delivery.campaigns import CampaignReport
     from newsletter.delivery.service import Sending
-
-SAMPLE_ISSUE = "2023-10"
-SAMPLE_MEMBERS = "sample.csv"
+    from newsletter.delivery.worker import WorkerStats
 
 
 class NewsletterGroup(click.Group):
@@ -131,39 +131,38 @@ def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("out"),
     show_default=True,
-    help="Folder for everything the demo writes.",
+    help="Folder for everything the demo writes (renders, preview, the sink's Maildir).",
 )
 @click.option("--serve", is_flag=True, help="Then keep a live preview running (Ctrl-C stops).")
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
-    """The whole job on embedded defaults: the sample issue checked, rendered and previewed,
-    the sample members imported into the local database, and the segments counted."""
-    from newsletter.preview import write_static_preview
+    """The whole job on embedded defaults: check, render and preview the sample issue, import the
+    sample members, and send the issue to a segment through a local SMTP sink."""
+    from newsletter import demo as demo_run
 
-    editor = _editor(ctx)
-    checked = editor.check(SAMPLE_ISSUE)
-    if checked.problems:
-        raise ProblemsFound(checked.problems)
-    click.echo(f"check:    {checked.summary()}")
-    issue_out = out_dir / SAMPLE_ISSUE
-    write_edition(checked.edition, issue_out)
-    click.echo(f"render:   {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}")
-    page = write_static_preview(checked, editor.settings.theme_dir, issue_out)
-    click.echo(f"preview:  open {display_path(page)} in a browser (phone and desktop widths, text part)")
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
 
-    audience = _audience(ctx)
-    _, schema = audience.upgrade()
-    click.echo(f"database: {audience.database.display_url()} at schema {schema}")
-    sample = editor.settings.vocabulary_dir / SAMPLE_MEMBERS
-    summary = audience.import_csv(sample, source="demo: sample members")
-    click.echo(f"import:   {display_path(sample)}: {summary}")
-    for segment, count in audience.segment_counts():
-        click.echo(f"segment:  {segment.name:<26} {count:>5}  {segment.description}")
+    def progress(total: int) -> Callable[[WorkerStats], None]:
+        bar = click.progressbar(length=total, label="sending", file=sys.stderr)
+        bar.__enter__()
+        ctx.call_on_close(lambda: bar.__exit__(None, None, None))
+        done = [0]
+
+        def advance(stats: WorkerStats) -> None:
+            now = stats.sent + stats.failed + stats.bounced + stats.skipped
+            bar.update(now - done[0])
+            done[0] = now
+            if now >= total:
+                bar.__exit__(None, None, None)
+
+        return advance
+
+    demo_run.run(settings, out_dir, click.echo, progress)
     if serve:
-        ctx.invoke(preview, slug=SAMPLE_ISSUE, host="127.0.0.1", port=8000)
+        ctx.invoke(preview, slug=demo_run.SAMPLE_ISSUE, host="127.0.0.1", port=8000)
     else:
         click.echo(
-            f"Next: newsletter preview {SAMPLE_ISSUE} (live, reloads on save); newsletter segments show housing"
+            f"Next: newsletter preview {demo_run.SAMPLE_ISSUE} (live, reloads on save); newsletter campaigns"
         )
 
 

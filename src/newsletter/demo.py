@@ -1,0 +1,102 @@
+"""`newsletter demo`: the whole job on embedded defaults, end to end, on this machine only.
+
+Check, render and preview the sample issue; create the SQLite database and
+import the sample members; start a local SMTP sink; send the issue to a
+segment through the real pipeline (ledger, personalised variants, SMTP); and
+say where the mail landed and what it looks like. Nothing leaves loopback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from collections.abc import Callable
+from pathlib import Path
+
+from newsletter.audience.service import Audience
+from newsletter.delivery.service import Sending
+from newsletter.delivery.worker import WorkerStats
+from newsletter.editor import Editor, write_edition
+from newsletter.errors import ProblemsFound, display_path
+from newsletter.preview import write_static_preview
+from newsletter.settings import Settings
+from newsletter.sink import MaildirSink
+
+SAMPLE_ISSUE = "2023-10"
+SAMPLE_MEMBERS = "sample.csv"
+DEMO_AUDIENCE = "everyone"
+
+
+def run(
+    settings: Settings,
+    out_dir: Path,
+    say: Callable[[str], None],
+    progress: Callable[[int], Callable[[WorkerStats], None]] | None = None,
+) -> None:
+    """Do the whole job, reporting each step through `say`; `progress(total)` gives a per-batch callback."""
+    editor = Editor(settings)
+    checked = editor.check(SAMPLE_ISSUE)
+    if checked.problems:
+        raise ProblemsFound(checked.problems)
+    say(f"check:    {checked.summary()}")
+    issue_out = out_dir / SAMPLE_ISSUE
+    write_edition(checked.edition, issue_out)
+    say(f"render:   {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}")
+    page = write_static_preview(checked, settings.theme_dir, issue_out)
+    say(f"preview:  open {display_path(page)} in a browser (phone and desktop widths, text part)")
+
+    audience = Audience(settings, editor.vocabulary)
+    try:
+        _, schema = audience.upgrade()
+        say(f"database: {audience.database.display_url()} at schema {schema}")
+        sample = settings.vocabulary_dir / SAMPLE_MEMBERS
+        say(f"import:   {display_path(sample)}: {audience.import_csv(sample, source='demo: sample members')}")
+        for segment, count in audience.segment_counts():
+            say(f"segment:  {segment.name:<26} {count:>5}  {segment.description}")
+        _send(settings, audience, out_dir / "sink", say, progress)
+    finally:
+        audience.close()
+
+
+def _send(
+    settings: Settings,
+    audience: Audience,
+    maildir: Path,
+    say: Callable[[str], None],
+    progress: Callable[[int], Callable[[WorkerStats], None]] | None,
+) -> None:
+    with MaildirSink(maildir, port=0) as sink:
+        local = dataclasses.replace(settings, smtp_url=f"smtp://127.0.0.1:{sink.port}")
+        say(f"sink:     an SMTP server on 127.0.0.1:{sink.port} keeping mail in {display_path(maildir)}/")
+        sending = Sending(local, audience)
+        campaign, size = sending.send(SAMPLE_ISSUE, [DEMO_AUDIENCE])
+        say(
+            f"send:     campaign {campaign.id}: {SAMPLE_ISSUE} to the '{DEMO_AUDIENCE}' segment ({size} members)"
+        )
+        stats = sending.work(once=True, progress=progress(size) if progress else None)
+        report = sending.status(campaign.id)
+        say(
+            f"worker:   {stats.sent} sent, {stats.deferred} deferred, {stats.failed} failed, "
+            f"{stats.skipped} skipped; campaign {campaign.id} is {report.campaign.status.value}"
+        )
+        newest = max(
+            (path for path in (maildir / "new").iterdir()), key=lambda p: p.stat().st_mtime, default=None
+        )
+        say(
+            f"mail:     {sink.stored} messages stored this run, {sink.count()} in {display_path(maildir)}/new in all"
+        )
+        if newest is not None:
+            message = email.message_from_bytes(newest.read_bytes(), policy=email.policy.default)
+            say(f"  one of them: {display_path(newest)}")
+            for header in (
+                "From",
+                "To",
+                "Subject",
+                "List-Unsubscribe",
+                "List-Unsubscribe-Post",
+                "Message-ID",
+            ):
+                say(f"    {header}: {message[header]}")
+            parts = [part.get_content_type() for part in message.walk() if not part.is_multipart()]
+            say(f"    parts: {', '.join(parts)}")
