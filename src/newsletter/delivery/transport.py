@@ -124,7 +124,14 @@ class SmtpTransport:
         self.limiter.wait(recipient.rpartition("@")[2].lower())
         try:
             connection = self._connection()
-            refused = connection.sendmail(envelope_from, [recipient], data)
+            options: list[str] = []
+            if not (recipient.isascii() and envelope_from.isascii()):
+                if not connection.has_extn("smtputf8"):
+                    return Reply(
+                        Outcome.FAILED, 0, "the address is not ASCII and the relay does not offer SMTPUTF8"
+                    )
+                options.append("SMTPUTF8")
+            refused = connection.sendmail(envelope_from, [recipient], data, mail_options=options)
             if refused:
                 code, text = refused[recipient]
                 return self._classify(code, text)

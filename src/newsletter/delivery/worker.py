@@ -28,7 +28,7 @@ from newsletter.db.models import Campaign, CampaignStatus
 from newsletter.delivery import campaigns, ledger
 from newsletter.delivery.message import PreparedMessage, Recipient
 from newsletter.delivery.tokens import Tokens
-from newsletter.delivery.transport import Reply, SmtpTransport
+from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
 from newsletter.delivery.variants import Personaliser, VariantKey
 from newsletter.render.edition import Renderer
 from newsletter.schedule import CampaignScheduler
@@ -160,8 +160,12 @@ class Worker:
                 self._collect(in_flight)
             prepared = self._messages(row.campaign_id).for_recipient(row)
             recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)
-            data = prepared.render(recipient, row.message_id, self.tokens)
-            sender = prepared.envelope_sender(recipient, self.tokens)
+            try:
+                data = prepared.render(recipient, row.message_id, self.tokens)
+                sender = prepared.envelope_sender(recipient, self.tokens)
+            except ValueError as error:  # an address no header can carry: this member fails, not the run
+                self._record(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
+                continue
             in_flight[pool.submit(self.transport.send, sender, row.email, data)] = row
         while in_flight:
             self._collect(in_flight)
