@@ -15,7 +15,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.audience.members import suppress
@@ -87,44 +87,47 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
     return count or 0
 
 
-def _due(now: dt.datetime) -> ColumnElement[bool]:
-    return or_(
+def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything.
+
+    Due rows are looked for in two index-friendly passes: queued or deferred rows whose time has
+    come, then rows whose lease expired (their worker died).
+    """
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).scalar_subquery()
+    conditions = (
         and_(
             Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
             Delivery.next_attempt_at <= now,
         ),
         and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at < now),
     )
-
-
-def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything."""
-    now = utcnow()
-    candidates = (
-        select(Delivery.id)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Campaign.status == CampaignStatus.SENDING, _due(now))
-        .order_by(Delivery.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
-    expires = now + dt.timedelta(seconds=lease_seconds)
-    # One UPDATE with the choice as its subquery: on SQLite it takes the write lock before choosing,
-    # on PostgreSQL SKIP LOCKED lets concurrent workers choose different rows.
-    leased = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()))
-        .values(
-            status=DeliveryStatus.SENDING,
-            lease_owner=worker,
-            lease_expires_at=expires,
-            attempts=Delivery.attempts + 1,
-            updated_at=now,
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids: list[int] = []
+    for due in conditions:
+        if len(ids) >= limit:
+            break
+        candidates = select(Delivery.id).where(Delivery.campaign_id.in_(sending), due).limit(limit - len(ids))
+        if postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        # One UPDATE with the choice as its subquery: on SQLite it takes the write lock before
+        # choosing, on PostgreSQL SKIP LOCKED lets concurrent workers choose different rows.
+        leased = session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING,
+                lease_owner=worker,
+                lease_expires_at=expires,
+                attempts=Delivery.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    if not leased.rowcount:
+        ids.extend(leased.scalars())
+    if not ids:
         return []
     rows = session.execute(
         select(
@@ -141,7 +144,7 @@ def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> li
             & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.lease_owner == worker, Delivery.lease_expires_at == expires)
+        .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
     subscriber_ids = [row[2] for row in rows]
@@ -242,12 +245,11 @@ def counts(session: Session, campaign_id: int) -> Counter[str]:
 
 def finish_if_done(session: Session, campaign_id: int) -> bool:
     """Mark a sending campaign sent once no row is queued, deferred or in flight."""
-    open_rows = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.campaign_id == campaign_id, Delivery.status.not_in(FINISHED))
+    unfinished = select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id,
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING]),
     )
-    if open_rows:
+    if session.scalar(select(unfinished.exists())):
         return False
     result = session.execute(
         update(Campaign)

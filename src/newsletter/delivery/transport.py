@@ -131,11 +131,7 @@ class SmtpTransport:
                         Outcome.FAILED, 0, "the address is not ASCII and the relay does not offer SMTPUTF8"
                     )
                 options.append("SMTPUTF8")
-            refused = connection.sendmail(envelope_from, [recipient], data, mail_options=options)
-            if refused:
-                code, text = refused[recipient]
-                return self._classify(code, text)
-            return Reply(Outcome.SENT, 250, "OK")
+            return self._transaction(connection, envelope_from, recipient, data, options)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(recipient, (451, b"recipient refused"))
             return self._classify(code, text, reset=True)
@@ -144,6 +140,34 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError) as error:
             self._drop()
             return Reply(Outcome.DEFERRED, 0, f"connection problem: {error}")
+
+    def _transaction(
+        self, connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]
+    ) -> Reply:
+        """MAIL, RCPT, DATA for one message whose lines already end in CRLF.
+
+        smtplib's `sendmail` runs two regular expressions over every message to fix line endings
+        and dot-stuff; prepared messages are CRLF already, so a bytes replace does the stuffing
+        in a fraction of the time.
+        """
+        code, text = connection.mail(envelope_from, options)
+        if code != 250:
+            return self._classify(code, text, reset=True)
+        code, text = connection.rcpt(recipient)
+        if code not in (250, 251):
+            return self._classify(code, text, reset=True)
+        connection.putcmd("data")
+        code, text = connection.getreply()
+        if code != 354:
+            return self._classify(code, text, reset=True)
+        body = data.replace(b"\r\n.", b"\r\n..")
+        if body.startswith(b"."):
+            body = b"." + body
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        connection.send(body + b".\r\n")
+        code, text = connection.getreply()
+        return self._classify(code, text, reset=code // 100 != 2)
 
     def _classify(self, code: int, text: bytes | str, reset: bool = False) -> Reply:
         message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)

@@ -20,9 +20,12 @@ NO_CHOICE = None  # a member who chose no topics gets everything
 
 @dataclass(frozen=True)
 class VariantKey:
-    """What makes two members' emails differ: relevant topics, own region, plain text or not."""
+    """What makes two members' emails differ: which tagged sections and items they get (one flag
+    each, in order), their region where the places section lists it, plain text or not. Members
+    whose choices differ but who get the same content share a key, so a variant is rendered once
+    per distinct email, not per distinct set of choices."""
 
-    topics: frozenset[str] | None
+    kept: tuple[bool, ...]
     region: str | None
     text_only: bool
 
@@ -36,21 +39,37 @@ class Personaliser:
         self.place_regions = frozenset(
             item.region for section in issue.sections if isinstance(section, Places) for item in section.items
         )
+        # Every tagged section and item, in document order: a key says which of them a member gets.
+        self.tagged: list[frozenset[str]] = []
+        for section in issue.sections:
+            if section.topics:
+                self.tagged.append(frozenset(section.topics))
+            for item in getattr(section, "items", ()):
+                if getattr(item, "topics", ()):
+                    self.tagged.append(frozenset(item.topics))
+        self.kept_for: dict[frozenset[str] | None, tuple[bool, ...]] = {}
 
     def key(self, chosen_topics: Iterable[str], region: str | None, text_only: bool) -> VariantKey:
         chosen = frozenset(chosen_topics)
         topics = NO_CHOICE if not chosen else chosen & self.tagged_topics
-        return VariantKey(topics, region if region in self.place_regions else None, text_only)
+        kept = self.kept_for.get(topics)
+        if kept is None:
+            kept = self.kept_for[topics] = tuple(_wanted(tuple(tags), topics) for tags in self.tagged)
+        return VariantKey(kept, region if region in self.place_regions else None, text_only)
 
     def issue_for(self, key: VariantKey) -> Issue:
         """The issue as members with this key see it."""
+        flags = iter(key.kept)
         sections = []
         for section in self.issue.sections:
-            if not _wanted(section.topics, key.topics):
+            if section.topics and not next(flags):
+                for item in getattr(section, "items", ()):
+                    if getattr(item, "topics", ()):
+                        next(flags)
                 continue
             items = getattr(section, "items", None)
             if items is not None:
-                kept = tuple(item for item in items if _wanted(getattr(item, "topics", ()), key.topics))
+                kept = tuple(item for item in items if not getattr(item, "topics", ()) or next(flags))
                 if not kept:
                     continue
                 if isinstance(section, Places) and key.region:

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
 
 STATUS_CHECK_SECONDS = 0.5
+MAX_PREPARED = 1024
 
 
 @dataclass
@@ -51,7 +53,11 @@ class WorkerStats:
 
 
 class _CampaignMessages:
-    """One campaign's issue, personalised and rendered once per variant, prepared for substitution."""
+    """One campaign's issue, personalised and rendered once per variant, prepared for substitution.
+
+    At most `MAX_PREPARED` variants are kept (least recently used goes first), so memory depends
+    on how many different emails an issue makes, never on how many members it goes to.
+    """
 
     def __init__(
         self, campaign: Campaign, settings: Settings, renderer: Renderer, audience: Audience
@@ -61,17 +67,19 @@ class _CampaignMessages:
         self.personaliser = Personaliser(issue)
         self.renderer = renderer
         self.settings = settings
-        self.prepared: dict[VariantKey, PreparedMessage] = {}
-        self.lock = threading.Lock()
+        self.prepared: OrderedDict[VariantKey, PreparedMessage] = OrderedDict()
 
     def for_recipient(self, claimed: ledger.Claimed) -> PreparedMessage:
         key = self.personaliser.key(claimed.topics, claimed.region, claimed.text_only)
-        with self.lock:
-            prepared = self.prepared.get(key)
-            if prepared is None:
-                edition = self.renderer.render(self.personaliser.issue_for(key))
-                prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
-                self.prepared[key] = prepared
+        prepared = self.prepared.get(key)
+        if prepared is None:
+            edition = self.renderer.render(self.personaliser.issue_for(key))
+            prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
+            self.prepared[key] = prepared
+            if len(self.prepared) > MAX_PREPARED:
+                self.prepared.popitem(last=False)
+        else:
+            self.prepared.move_to_end(key)
         return prepared
 
 
@@ -172,15 +180,17 @@ class Worker:
         self._release(unsent)
 
     def _collect(self, in_flight: dict[Future[Reply], ledger.Claimed]) -> None:
+        """Wait for at least one reply, then record every reply that has come in, in one transaction."""
         done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-        for future in done:
-            row = in_flight.pop(future)
-            self._record(row, future.result())
+        self._record_many([(in_flight.pop(future), future.result()) for future in done])
 
     def _record(self, row: ledger.Claimed, reply: Reply | None) -> None:
+        self._record_many([(row, reply)])
+
+    def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
         with self.audience.database.session() as session:
-            status = ledger.record(session, row, reply, self.retry_base_seconds)
-        self.stats.add(status.value)
+            for row, reply in results:
+                self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
 
     def _release(self, rows: list[ledger.Claimed]) -> None:
         if rows:

@@ -1,6 +1,7 @@
 """Editor Markdown -> safe HTML for the email, and -> readable plain text for the text part.
 
-Both come from the same markdown-it token stream, so the text part says what
+Results are remembered per source text: a campaign renders the same items
+into many variants. Both come from the same markdown-it token stream, so the text part says what
 the HTML says, with every link written out. Raw HTML in Markdown is allowed
 (editors paste it) but passes through nh3, which keeps only harmless tags and
 https/mailto links: no `<script>`, no `javascript:`.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
@@ -62,6 +64,7 @@ _parser = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
 )
 
 
+@lru_cache(maxsize=8192)
 def to_html(source: str | None) -> Markup:
     """Markdown -> sanitised HTML, safe to place in a template unescaped."""
     if not source:
@@ -77,6 +80,7 @@ def to_html(source: str | None) -> Markup:
     return Markup(cleaned.strip())
 
 
+@lru_cache(maxsize=8192)
 def to_text(source: str | None, width: int = TEXT_WIDTH) -> str:
     """Markdown -> wrapped plain text; a link becomes `label (https://...)`."""
     if not source:
