@@ -15,7 +15,19 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from newsletter.audience.members import suppress
@@ -214,6 +226,30 @@ def record(
         .execution_options(synchronize_session=False)
     )
     return status
+
+
+SENT_UPDATE = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("b_id"), Delivery.status == DeliveryStatus.SENDING)
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        last_reply=bindparam("b_reply"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+
+
+def record_sent(session: Session, results: list[tuple[Claimed, Reply]]) -> None:
+    """The common case, many at once: messages the relay accepted, in one executemany."""
+    if results:
+        now = utcnow()
+        session.connection().execute(
+            SENT_UPDATE,
+            [{"b_id": row.delivery_id, "b_now": now, "b_reply": str(reply)} for row, reply in results],
+        )
 
 
 def release(session: Session, claimed: list[Claimed]) -> None:

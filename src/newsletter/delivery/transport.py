@@ -150,10 +150,14 @@ class SmtpTransport:
         and dot-stuff; prepared messages are CRLF already, so a bytes replace does the stuffing
         in a fraction of the time.
         """
-        code, text = connection.mail(envelope_from, options)
+        # Addresses come from the ledger, already validated: no need for smtplib's parseaddr per command.
+        extra = "".join(f" {option}" for option in options)
+        connection.putcmd("mail", f"FROM:<{envelope_from}>{extra}")
+        code, text = connection.getreply()
         if code != 250:
             return self._classify(code, text, reset=True)
-        code, text = connection.rcpt(recipient)
+        connection.putcmd("rcpt", f"TO:<{recipient}>")
+        code, text = connection.getreply()
         if code not in (250, 251):
             return self._classify(code, text, reset=True)
         connection.putcmd("data")

@@ -188,9 +188,13 @@ class Worker:
         self._record_many([(row, reply)])
 
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
+        sent = [(row, reply) for row, reply in results if reply is not None and reply.outcome == Outcome.SENT]
+        others = [(row, reply) for row, reply in results if reply is None or reply.outcome != Outcome.SENT]
         with self.audience.database.session() as session:
-            for row, reply in results:
+            ledger.record_sent(session, sent)  # type: ignore[arg-type]
+            for row, reply in others:
                 self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
+        self.stats.sent += len(sent)
 
     def _release(self, rows: list[ledger.Claimed]) -> None:
         if rows:
