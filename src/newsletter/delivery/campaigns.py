@@ -43,8 +43,9 @@ class CampaignReport:
 
 
 def message_domain(from_address: str) -> str:
-    """The domain Message-IDs and bounce addresses use: the From address's."""
-    return email.utils.parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+    """The domain Message-IDs and bounce addresses use: the From address's, in ASCII (IDNA) form."""
+    domain = email.utils.parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+    return domain.encode("idna").decode("ascii")
 
 
 def parse_when(text: str, timezone: str) -> dt.datetime:
@@ -149,7 +150,8 @@ def steer(session: Session, campaign_id: int, action: str) -> Campaign:
     }
     sources, target = allowed[action]
     if campaign.status not in sources:
-        raise UserError(f"campaign {campaign_id} is {campaign.status.value}; it cannot be {action}d")
+        done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+        raise UserError(f"campaign {campaign_id} is {campaign.status.value}; it cannot be {done}")
     if target is None:  # resume: back to sending if it had started, else to its schedule
         target = CampaignStatus.SENDING if campaign.started_at else CampaignStatus.SCHEDULED
     campaign.status = target

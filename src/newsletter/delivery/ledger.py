@@ -64,6 +64,7 @@ class Claimed:
     text_only: bool
     topics: tuple[str, ...]
     mailable: bool  # still active and not suppressed: otherwise the row is skipped
+    worker: str  # the lease holder: only it may record this row's result
 
 
 def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool], message_domain: str) -> int:
@@ -102,18 +103,18 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
 def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything.
 
-    Due rows are looked for in two index-friendly passes: queued or deferred rows whose time has
-    come, then rows whose lease expired (their worker died).
+    Due rows are looked for in two index-friendly passes: rows whose lease expired (their worker
+    died), then queued or deferred rows whose time has come.
     """
     now = utcnow()
     expires = now + dt.timedelta(seconds=lease_seconds)
     sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).scalar_subquery()
-    conditions = (
+    conditions = (  # rows of a worker that died first: they were due earliest
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at < now),
         and_(
             Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
             Delivery.next_attempt_at <= now,
         ),
-        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at < now),
     )
     postgres = session.get_bind().dialect.name == "postgresql"
     ids: list[int] = []
@@ -180,6 +181,7 @@ def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> li
             text_only=row[8] == "text",
             topics=tuple(sorted(topics.get(row[2], ()))),
             mailable=bool(row[9]),
+            worker=worker,
         )
         for row in rows
     ]
@@ -221,7 +223,11 @@ def record(
     # Only the lease holder may record: a worker whose lease expired and was taken over writes nothing.
     session.execute(
         update(Delivery)
-        .where(Delivery.id == claimed.delivery_id, Delivery.status == DeliveryStatus.SENDING)
+        .where(
+            Delivery.id == claimed.delivery_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.lease_owner == claimed.worker,
+        )
         .values(values)
         .execution_options(synchronize_session=False)
     )
@@ -230,7 +236,11 @@ def record(
 
 SENT_UPDATE = (
     update(Delivery)
-    .where(Delivery.id == bindparam("b_id"), Delivery.status == DeliveryStatus.SENDING)
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.status == DeliveryStatus.SENDING,
+        Delivery.lease_owner == bindparam("b_worker"),
+    )
     .values(
         status=DeliveryStatus.SENT,
         sent_at=bindparam("b_now"),
@@ -248,7 +258,10 @@ def record_sent(session: Session, results: list[tuple[Claimed, Reply]]) -> None:
         now = utcnow()
         session.connection().execute(
             SENT_UPDATE,
-            [{"b_id": row.delivery_id, "b_now": now, "b_reply": str(reply)} for row, reply in results],
+            [
+                {"b_id": row.delivery_id, "b_worker": row.worker, "b_now": now, "b_reply": str(reply)}
+                for row, reply in results
+            ],
         )
 
 
@@ -258,7 +271,11 @@ def release(session: Session, claimed: list[Claimed]) -> None:
         return
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_([c.delivery_id for c in claimed]), Delivery.status == DeliveryStatus.SENDING)
+        .where(
+            Delivery.id.in_([c.delivery_id for c in claimed]),
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.lease_owner == claimed[0].worker,
+        )
         .values(
             status=DeliveryStatus.QUEUED,
             lease_owner=None,
@@ -268,6 +285,21 @@ def release(session: Session, claimed: list[Claimed]) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def renew(session: Session, claimed: list[Claimed], lease_seconds: float) -> None:
+    """Extend the lease on rows still being worked on, so a slow batch is not taken over."""
+    if claimed:
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_([c.delivery_id for c in claimed]),
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.lease_owner == claimed[0].worker,
+            )
+            .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def counts(session: Session, campaign_id: int) -> Counter[str]:

@@ -45,7 +45,7 @@ class Reply:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.code} {self.text}".strip()[:500]
+        return (f"{self.code} {self.text}" if self.code else self.text).strip()[:500]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ class SmtpAddress:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+def smtp_form(address: str) -> str:
+    """The address as SMTP commands carry it: an internationalised domain in its ASCII form, so only
+    a non-ASCII mailbox name needs SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
 class RateLimiter:
@@ -123,23 +130,26 @@ class SmtpTransport:
         """Send one message to one recipient; never raises for what the relay or network does."""
         self.limiter.wait(recipient.rpartition("@")[2].lower())
         try:
+            envelope_from, recipient = smtp_form(envelope_from), smtp_form(recipient)
             connection = self._connection()
             options: list[str] = []
             if not (recipient.isascii() and envelope_from.isascii()):
                 if not connection.has_extn("smtputf8"):
                     return Reply(
-                        Outcome.FAILED, 0, "the address is not ASCII and the relay does not offer SMTPUTF8"
+                        Outcome.FAILED,
+                        0,
+                        "the mailbox name is not ASCII and the relay does not offer SMTPUTF8",
                     )
                 options.append("SMTPUTF8")
+                connection.command_encoding = "utf-8"
             return self._transaction(connection, envelope_from, recipient, data, options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, text = error.recipients.get(recipient, (451, b"recipient refused"))
-            return self._classify(code, text, reset=True)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPResponseException) as error:
             return self._classify(error.smtp_code, error.smtp_error, reset=True)
         except (smtplib.SMTPException, OSError) as error:
             self._drop()
             return Reply(Outcome.DEFERRED, 0, f"connection problem: {error}")
+        except UnicodeError as error:
+            return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
 
     def _transaction(
         self, connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]

@@ -157,7 +157,12 @@ class Worker:
     ) -> None:
         in_flight: dict[Future[Reply], ledger.Claimed] = {}
         unsent: list[ledger.Claimed] = []  # paused, cancelled or stopping: given back to the ledger
-        for row in claimed:
+        renew_at = time.monotonic() + self.lease_seconds / 3
+        for index, row in enumerate(claimed):
+            if time.monotonic() >= renew_at:  # a slow batch (rates, a slow relay) keeps its rows
+                with self.audience.database.session() as session:
+                    ledger.renew(session, claimed[index:] + list(in_flight.values()), self.lease_seconds)
+                renew_at = time.monotonic() + self.lease_seconds / 3
             if stop.is_set() or self._status(row.campaign_id) != CampaignStatus.SENDING:
                 unsent.append(row)
                 continue
