@@ -16,13 +16,14 @@ import socket
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from newsletter.errors import UserError, display_path
+from newsletter.running import Running
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "RECEIVED_HEADER", "MaildirSink"]
 
@@ -124,7 +125,7 @@ class _MaildirHandler:
         return "250 2.0.0 Stored in the local Maildir, not delivered"
 
 
-class MaildirSink:
+class MaildirSink(Running):
     """An SMTP server on loopback that stores what it receives in a Maildir, for trying sends safely.
 
     Use as a context manager (``with MaildirSink(dir) as sink: ... sink.port``) in tests and scripts, or call
@@ -180,18 +181,6 @@ class MaildirSink:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def shutdown(self) -> None:
         """Ask a running `serve_forever()` to return; callable from any thread."""

@@ -49,11 +49,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self, cast
+from typing import Literal, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from newsletter.running import Running
 
 __all__ = [
     "ANY_ADDRESS",
@@ -220,7 +221,7 @@ async def _hang_up(server: SMTP, reply: str | None) -> None:
     await asyncio.Event().wait()  # cancelled by connection_lost
 
 
-class RecordingSMTPServer:
+class RecordingSMTPServer(Running):
     """aiosmtpd on 127.0.0.1:free-port that records accepted messages and can be scripted to misbehave.
 
     Scripting (each returns the `Rule`, whose ``used`` counts how often it fired):
@@ -281,18 +282,6 @@ class RecordingSMTPServer:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- scripting -----------------------------------------------------------------------------------------
 
@@ -406,7 +395,7 @@ class _SinkOptions:
     close_with_421: list[str] = field(default_factory=list)
 
 
-class PostfixSmtpSink:
+class PostfixSmtpSink(Running):
     """Postfix's ``smtp-sink`` on 127.0.0.1:free-port, for the duration of a ``with`` block.
 
     Arguments map onto smtp-sink flags (commands are names like "mail", "rcpt", "data", "." — the final dot —
@@ -512,18 +501,6 @@ class PostfixSmtpSink:
             argv += ["-d", str(self.dump_dir).replace("%", "%%") + "/%Y%m%d%H%M%S."]
         argv += [f"{self.host}:{port}", str(self.backlog)]
         return argv
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Run smtp-sink on a free loopback port (``self.port``) and return once it listens."""
