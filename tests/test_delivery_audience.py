@@ -25,6 +25,7 @@ from delivery_support import (
 from newsletter.audience import members
 from newsletter.db.models import MailingList, Status, Subscriber, Subscription, Suppression
 from newsletter.delivery import campaigns
+from newsletter.delivery.message import sender_domain
 from newsletter.smtp_servers import RecordingSMTPServer
 
 
@@ -153,7 +154,7 @@ def test_leaving_after_the_campaign_started_is_respected(housing_sending, server
     and someone who joins after the start waits for the next campaign."""
     sending = housing_sending
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-    domain = campaigns.message_domain(sending.settings.from_address)
+    domain = sender_domain(sending.settings)
     assert campaigns.start(sending.audience, campaign.id, domain)
     assert not campaigns.start(sending.audience, campaign.id, domain), "a campaign starts only once"
     assert set(ledger(sending, campaign.id)) == set(HOUSING_MEMBERS)

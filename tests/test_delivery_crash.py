@@ -31,6 +31,7 @@ from delivery_support import (
 from newsletter.db.models import utcnow
 from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_module
+from newsletter.delivery.message import sender_domain
 from newsletter.delivery.transport import Outcome, Reply
 from newsletter.smtp_servers import RecordingSMTPServer
 
@@ -177,7 +178,7 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(database_url, tmp_p
         settings = delivery_settings(database_url, server.port)
         with open_sending(settings) as sending:
             campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-            domain = campaigns.message_domain(settings.from_address)
+            domain = sender_domain(settings)
             assert campaigns.start(sending.audience, campaign.id, domain)
             database = sending.audience.database
 
@@ -206,7 +207,7 @@ def test_an_expired_lease_makes_the_rows_due_again(database_url):
         settings = delivery_settings(database_url, server.port)
         with open_sending(settings) as sending:
             campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-            domain = campaigns.message_domain(settings.from_address)
+            domain = sender_domain(settings)
             assert campaigns.start(sending.audience, campaign.id, domain)
             with sending.audience.database.session() as session:
                 dead = ledger_module.claim(session, "dead-worker", 10, lease_seconds=1)

@@ -44,9 +44,14 @@ class NewsletterGroup(click.Group):
             ctx.exit(1)
 
 
+def _settings(ctx: click.Context) -> Settings:
+    """The Settings a caller passed as `obj` (tests, scripts), else newsletter.toml and NEWSLETTER_*."""
+    return ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+
+
 def _editor(ctx: click.Context) -> Editor:
     """Settings and theme are loaded once per command, when a command needs them."""
-    return Editor(ctx.obj if isinstance(ctx.obj, Settings) else Settings.load())
+    return Editor(_settings(ctx))
 
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,7 +68,7 @@ def cli() -> None:
 @click.pass_context
 def new(ctx: click.Context, slug: str, like: str | None) -> None:
     """Start a draft issue in issues/SLUG/ (a commented skeleton of every section kind)."""
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    settings = _settings(ctx)
     like_path = Editor(settings).locate(like) if like else None
     path = create_issue(settings.issues_dir, slug, like_path)
     click.echo(f"Created {display_path(path)}. Edit it, then run: newsletter check {slug}")
@@ -140,7 +145,7 @@ def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
     sample members, and send the issue to a segment through a local SMTP sink."""
     from newsletter import demo as demo_run
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    settings = _settings(ctx)
 
     def progress(total: int) -> Callable[[WorkerStats], None]:
         bar = click.progressbar(length=total, label="sending", file=sys.stderr)
@@ -170,7 +175,7 @@ def _audience(ctx: click.Context) -> Audience:
     """The member database for this command; closed when the command ends."""
     from newsletter.audience.service import Audience
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    settings = _settings(ctx)
     audience = Audience(settings)
     ctx.call_on_close(audience.close)
     return audience
@@ -358,7 +363,7 @@ def subscribers_erase(ctx: click.Context, email: str, yes: bool) -> None:
 def _sending(ctx: click.Context) -> Sending:
     from newsletter.delivery.service import Sending
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    settings = _settings(ctx)
     sending = Sending(settings)
     ctx.call_on_close(sending.close)
     return sending

@@ -8,7 +8,6 @@ can win it) followed by the ledger snapshot, in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,12 +39,6 @@ class CampaignReport:
     @property
     def done(self) -> int:
         return sum(self.counts.get(status.value, 0) for status in ledger.FINISHED)
-
-
-def message_domain(from_address: str) -> str:
-    """The domain Message-IDs and bounce addresses use: the From address's, in ASCII (IDNA) form."""
-    domain = email.utils.parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
-    return domain.encode("idna").decode("ascii")
 
 
 def parse_when(text: str, timezone: str) -> dt.datetime:

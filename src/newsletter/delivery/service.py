@@ -11,7 +11,7 @@ from newsletter.audience.service import Audience
 from newsletter.db.models import Campaign, TestSend, utcnow
 from newsletter.delivery import campaigns
 from newsletter.delivery.campaigns import CampaignReport
-from newsletter.delivery.message import PreparedMessage, Recipient
+from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
 from newsletter.delivery.tokens import Tokens
 from newsletter.delivery.transport import SmtpTransport
 from newsletter.delivery.worker import Worker, WorkerStats
@@ -58,7 +58,7 @@ class Sending:
         )
         tokens = Tokens(self.settings.secret_key)
         transport = SmtpTransport(self.settings.smtp_url)
-        domain = campaigns.message_domain(self.settings.from_address)
+        domain = sender_domain(self.settings)
         results: dict[str, str] = {}
         with self.audience.database.session() as session:
             record = TestSend(issue_slug=slug, addresses=normal, results={}, created_at=utcnow())

@@ -27,7 +27,7 @@ from newsletter.audience.service import Audience
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus
 from newsletter.delivery import campaigns, ledger
-from newsletter.delivery.message import PreparedMessage, Recipient
+from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
 from newsletter.delivery.tokens import Tokens
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
 from newsletter.delivery.variants import Personaliser, VariantKey
@@ -112,7 +112,7 @@ class Worker:
             settings.smtp_url, settings.max_rate, settings.domain_rate
         )
         self.tokens = Tokens(settings.secret_key)
-        self.domain = campaigns.message_domain(settings.from_address)
+        self.domain = sender_domain(settings)
         self.messages: dict[int, _CampaignMessages] = {}
         self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
         self.stats = WorkerStats()
