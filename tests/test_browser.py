@@ -12,35 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser
 
+from browser_support import ARTIFACTS, launch_browser, open_page, overflow, screenshot
 from newsletter.editor import Editor, write_edition
 from newsletter.preview import make_server, preview_url
 from newsletter.settings import Settings
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-# As root, in a sandbox with no network beyond loopback: no sandboxing, no background fetches.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is not installed: run scripts/test, which installs it"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch_browser()
 
 
 @pytest.fixture(scope="module")
@@ -54,23 +38,11 @@ def rendered_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "email.html"
 
 
-def _overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0 when nothing overflows)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-
-
-def _open(browser: Browser, url: str, width: int) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(url)
-    return page
-
-
 @pytest.mark.parametrize("width", [375, 600])
 def test_sample_email_fits_the_screen_without_horizontal_scrolling(browser, rendered_sample, width):
-    page = _open(browser, rendered_sample.as_uri(), width)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"email-2023-10-{width}px.png"), full_page=True)
-    assert _overflow(page) == 0
+    page = open_page(browser, rendered_sample.as_uri(), width)
+    screenshot(page, f"email-2023-10-{width}px")
+    assert overflow(page) == 0
     # Every element stays inside the viewport: no table or image pokes out to the right.
     widest = page.evaluate(
         "Math.max(...[...document.body.querySelectorAll('*')].map(e => e.getBoundingClientRect().right))"
@@ -80,7 +52,7 @@ def test_sample_email_fits_the_screen_without_horizontal_scrolling(browser, rend
 
 
 def test_sample_email_is_one_column_on_a_phone(browser, rendered_sample):
-    page = _open(browser, rendered_sample.as_uri(), 375)
+    page = open_page(browser, rendered_sample.as_uri(), 375)
     # Every section's column spans the phone's width (no side-by-side columns).
     widths = page.evaluate(
         "[...document.querySelectorAll('.mj-outlook-group-fix')].map(e => e.getBoundingClientRect().width)"
@@ -106,7 +78,7 @@ def test_live_preview_shows_both_widths_and_reloads_on_save(browser, tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        page = _open(browser, preview_url(server), 1280)
+        page = open_page(browser, preview_url(server), 1280)
         phone = page.frame_locator("#phone")
         desktop = page.frame_locator("#desktop")
         phone.locator("h1").wait_for()
