@@ -8,8 +8,10 @@ ledger snapshot, claiming batches, rendering each personalised variant,
 building every member's message, SMTP into Postfix's `smtp-sink` on
 loopback, and recording each result in the ledger. That is the send rate.
 The import and the campaign's scheduling run in a child process of their
-own beforehand and are reported apart (they are not sending); the worker
-runs in another child, so its peak memory (ru_maxrss) is the sending's alone.
+own beforehand and are reported apart (they are not sending); the workers
+run in children of their own (`--processes`, one a core by default, as
+`newsletter worker --processes N` runs them), sharing the campaign through
+the ledger, so their peak memory (ru_maxrss) is the sending's alone.
 
 Why the reference is measured in the same run: the machine is shared and
 noisy, so messages per second mean little on their own. Straight after each
@@ -184,9 +186,11 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
         profiles[0].enable()
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     loop_cpu = time.thread_time()
+    began_at = time.time()
     began = time.perf_counter()
     stats = sending.work(once=True, progress=progress, transport=transport)  # type: ignore[arg-type]
     work_s = time.perf_counter() - began
+    ended_at = time.time()
     loop_cpu = time.thread_time() - loop_cpu
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     peak = peak_mb()
@@ -207,6 +211,8 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
         "skipped": stats.skipped,
         "started_campaigns": stats.started_campaigns,
         "work_s": work_s,
+        "began_at": began_at,
+        "ended_at": ended_at,
         "setup_s": setup_s,
         "cpu_s": (cpu_after.ru_utime - cpu.ru_utime) + (cpu_after.ru_stime - cpu.ru_stime),
         "loop_cpu_s": loop_cpu,
@@ -220,15 +226,54 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(mode: str, options: dict[str, Any]) -> dict[str, Any]:
     """Run a child; its stderr (progress) goes straight to ours, its last stdout line is the JSON result."""
-    completed = subprocess.run(
-        [sys.executable, __file__, "--child", mode, json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{mode} child failed (exit {completed.returncode}); see its error output above")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_children(mode, options, 1)[0]
+
+
+def run_children(mode: str, options: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """Run `count` children side by side (workers sharing one campaign) and return each one's result."""
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                json.dumps({**options, "label": f"{options.get('label')}#{n}"}),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for n in range(count)
+    ]
+    outputs = [child.communicate()[0] for child in children]
+    for child in children:
+        if child.returncode != 0:
+            raise RuntimeError(f"{mode} child failed (exit {child.returncode}); see its error output above")
+    return [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' results as one: counts and CPU add up, the time runs from the first start to the
+    last finish, memory is the largest one process reached."""
+    combined = dict(results[0])
+    for key in (
+        "sent",
+        "failed",
+        "deferred",
+        "bounced",
+        "skipped",
+        "cpu_s",
+        "loop_cpu_s",
+        "bytes",
+        "messages",
+    ):
+        combined[key] = sum(result[key] for result in results)
+    for key in ("peak_mb", "baseline_mb", "setup_s"):
+        combined[key] = max(result[key] for result in results)
+    combined["work_s"] = max(r["ended_at"] for r in results) - min(r["began_at"] for r in results)
+    combined["processes"] = len(results)
+    return combined
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -337,7 +382,14 @@ def verdict(ok: bool) -> str:
 
 
 def pipeline(
-    engine: str, size: int, url: str, csv_path: Path, port: int, concurrency: int, profile: Path | None = None
+    engine: str,
+    size: int,
+    url: str,
+    csv_path: Path,
+    port: int,
+    concurrency: int,
+    processes: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     options = {"url": url, "port": port, "concurrency": concurrency, "csv": str(csv_path)}
     prepared = run_child("prepare", options)
@@ -347,7 +399,7 @@ def pipeline(
         )
     label = f"{engine} {size:,}"
     options.update(label=label, expected=prepared["audience"], profile=str(profile) if profile else "")
-    sent = run_child("send", options)
+    sent = combine(run_children("send", options, 1 if profile else processes))
     return {**prepared, **sent}
 
 
@@ -359,7 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default="20000,200000", help="comma-separated numbers of members")
     parser.add_argument("--engines", default="sqlite", help="sqlite and/or postgresql (at the smallest size)")
-    parser.add_argument("--concurrency", type=int, default=Settings().concurrency)
+    parser.add_argument(
+        "--concurrency", type=int, default=Settings().concurrency, help="connections a worker"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="workers sharing the campaign, as `newsletter worker --processes N` runs them (default: one a core)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile a 5,000-member SQLite run")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "OPTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -376,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
     concurrency = args.concurrency
     print(
-        f"delivery benchmark: issue {ISSUE} to '{AUDIENCE}', {concurrency} SMTP connections, "
+        f"delivery benchmark: issue {ISSUE} to '{AUDIENCE}', {args.processes} worker process(es) with "
+        f"{concurrency} SMTP connections each, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     )
     rows: list[dict[str, Any]] = []
@@ -426,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {engine} {size:,}: importing, then sending...", flush=True)
                 profile_path = work / "delivery.prof" if engine == "profile" else None
                 before = sink.count_received()
-                result = pipeline(engine, size, url, csvs[size], sink.port, concurrency, profile_path)
+                result = pipeline(
+                    engine, size, url, csvs[size], sink.port, concurrency, args.processes, profile_path
+                )
                 arrived = sink.count_received() - before
                 rate = result["sent"] / result["work_s"]
                 message_bytes = round(result["bytes"] / max(result["messages"], 1))
@@ -441,7 +504,11 @@ def main(argv: list[str] | None = None) -> int:
                     print_profile(profile_path)
                     continue
                 reference_s = smtp_source(
-                    sink.host, sink.port, result["sent"] or size, size=message_bytes, connections=concurrency
+                    sink.host,
+                    sink.port,
+                    result["sent"] or size,
+                    size=message_bytes,
+                    connections=concurrency * result["processes"],
                 )
                 reference = (result["sent"] or size) / reference_s
                 print(f"    smtp-source: {result['sent']:,} in {reference_s:.1f} s = {reference:,.0f}/s")
@@ -474,8 +541,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['cpu_s'] / row['work_s']:>6.2f}{row['import_s']:>10.1f}{row['setup_s']:>9.1f}"
         )
     print(
-        "  (sent/s: Sending.work(once=True) end to end, snapshot to last result; smtp-source: same count, size "
-        "and connections into the same sink, moments later; CPU: cores busy in the worker process; "
+        "  (sent/s: Sending.work(once=True) in each worker process, first start to last result; smtp-source: "
+        "same count, size and connections into the same sink, moments later; CPU: cores busy in the workers; "
         "base MB: RSS before sending; import s: import_csv, setup s: Python imports + Sending(), neither "
         "in the rate)"
     )

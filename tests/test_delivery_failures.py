@@ -215,14 +215,25 @@ def test_a_relay_that_is_down_loses_nothing(database_url, members_csv, tmp_path)
     [
         ({}, "sent", "250"),
         ({"soft_reject": ("rcpt",)}, "deferred", "450 4.3.0"),
+        ({"hard_reject": ("mail",)}, "failed", "500 5.3.0"),
         ({"hard_reject": ("data",)}, "failed", "500 5.3.0"),
+        ({"close_with_421": ("rcpt",)}, "deferred", "421"),
         ({"disconnect": (".",)}, "deferred", "connection problem"),
     ],
-    ids=["accepts", "soft-reject-rcpt", "hard-reject-data", "hang-up-after-dot"],
+    ids=[
+        "accepts",
+        "soft-reject-rcpt",
+        "hard-reject-mail",
+        "hard-reject-data",
+        "421-at-rcpt",
+        "hang-up-after-dot",
+    ],
 )
-def test_postfix_smtp_sink_answers(database_url, members_csv, flags, status, reply):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-command-at-a-time"])
+def test_postfix_smtp_sink_answers(database_url, members_csv, flags, status, reply, pipelining):
+    """Every answer means the same whether the commands went out together (RFC 2920) or one by one."""
     with (
-        PostfixSmtpSink(**flags) as sink,
+        PostfixSmtpSink(pipelining=pipelining, **flags) as sink,
         open_sending(delivery_settings(database_url, sink.port), members_csv) as sending,
     ):
         campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])

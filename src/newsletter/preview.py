@@ -34,25 +34,26 @@ class PreviewState:
         self.slug = slug
         self.issue_dir = editor.locate(slug).parent
         self.lock = threading.Lock()
-        self.stamp = ""
+        self.stamp = ("", "")
         self.html = "<!doctype html><p>Not rendered yet.</p>"
         self.text = ""
         self.problems: list[str] = []
         self.summary = ""
         self.rendered_at = 0.0
 
-    def watched_stamp(self) -> str:
-        folders = (self.issue_dir, self.editor.settings.theme_dir, self.editor.settings.vocabulary_dir)
-        newest = max(
-            (p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()), default=0
-        )
-        return str(newest)
+    def watched_stamp(self) -> tuple[str, str]:
+        """The newest change to the issue, and to the theme and vocabulary (which need a new Editor)."""
+        settings = self.editor.settings
+        return _newest(self.issue_dir), _newest(settings.theme_dir, settings.vocabulary_dir)
 
     def current(self) -> PreviewState:
         """Re-render if anything changed on disk since the last render."""
         with self.lock:
             stamp = self.watched_stamp()
             if stamp != self.stamp:
+                if stamp[1] != self.stamp[1] and self.stamp[1]:
+                    # The theme's CSS and cached section fragments are loaded once per Editor: start afresh.
+                    self.editor = Editor(self.editor.settings)
                 self._render()
                 self.stamp = stamp
         return self
@@ -72,6 +73,12 @@ class PreviewState:
         self.html, self.text = checked.edition.html, checked.edition.text
         self.problems = [str(problem) for problem in checked.problems]
         self.summary = checked.summary() if not self.problems else f"{len(self.problems)} problem(s) to fix"
+
+
+def _newest(*folders: Path) -> str:
+    return str(
+        max((p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()), default=0)
+    )
 
 
 def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:

@@ -406,6 +406,8 @@ class PostfixSmtpSink(Running):
     * ``disconnect`` → ``-q``: close the connection without replying after receiving the command.
     * ``close_with_421`` → ``-Q``: reply "421" and close the connection.
     * ``data_delay`` → ``-w``: wait whole seconds before answering DATA.
+    * ``pipelining=False`` → ``-p``: do not offer ESMTP PIPELINING (RFC 2920), so clients send one command
+      at a time.
     * ``dump=True`` → ``-d DIR/%Y%m%d%H%M%S.``: one file per message, readable through `messages()`.
 
     Always passes ``-c`` (counters, read by `counters()` / `count_received()`) and, when run as root, ``-u``
@@ -424,6 +426,7 @@ class PostfixSmtpSink(Running):
         soft_reply: str | None = None,
         hard_reply: str | None = None,
         data_delay: int = 0,
+        pipelining: bool = True,
         dump: bool = False,
         backlog: int = 256,
         max_connections: int | None = None,
@@ -440,6 +443,7 @@ class PostfixSmtpSink(Running):
         self.soft_reply = soft_reply
         self.hard_reply = hard_reply
         self.data_delay = data_delay
+        self.pipelining = pipelining
         self.dump = dump
         self.backlog = backlog
         self.max_connections = max_connections
@@ -494,6 +498,8 @@ class PostfixSmtpSink(Running):
             argv += ["-B", self.hard_reply]
         if self.data_delay > 0:
             argv += ["-w", str(int(self.data_delay))]
+        if not self.pipelining:
+            argv.append("-p")
         if self.max_connections is not None:
             argv += ["-m", str(self.max_connections)]
         if self.dump:

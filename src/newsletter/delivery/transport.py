@@ -80,6 +80,9 @@ def smtp_form(address: str) -> str:
     return address if domain.isascii() else f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
+ACCEPTED = ((250,), (250, 251), (354,))  # the replies to MAIL, RCPT and DATA that let a message go on
+
+
 class RateLimiter:
     """Spaces sends so that at most `rate` leave per second overall, and `domain_rate` per domain.
 
@@ -162,18 +165,28 @@ class SmtpTransport:
         """
         # Addresses come from the ledger, already validated: no need for smtplib's parseaddr per command.
         extra = "".join(f" {option}" for option in options)
-        connection.putcmd("mail", f"FROM:<{envelope_from}>{extra}")
-        code, text = connection.getreply()
-        if code != 250:
-            return self._classify(code, text, reset=True)
-        connection.putcmd("rcpt", f"TO:<{recipient}>")
-        code, text = connection.getreply()
-        if code not in (250, 251):
-            return self._classify(code, text, reset=True)
-        connection.putcmd("data")
-        code, text = connection.getreply()
-        if code != 354:
-            return self._classify(code, text, reset=True)
+        mail_command, rcpt_command = f"MAIL FROM:<{envelope_from}>{extra}", f"RCPT TO:<{recipient}>"
+        if connection.has_extn("pipelining"):
+            # RFC 2920: one write and one wait for the three replies instead of three round trips.
+            connection.send(f"{mail_command}\r\n{rcpt_command}\r\nDATA\r\n")
+            refused = None
+            for ok in ACCEPTED:
+                code, text = connection.getreply()
+                if code == 421:  # the relay hangs up: no more replies will come
+                    return self._classify(code, text)
+                if code not in ok and refused is None:
+                    refused = (code, text)
+            if refused is not None:
+                if code == 354:  # a relay should refuse DATA after a refused RCPT; if not, end the data
+                    connection.send(".\r\n")
+                    connection.getreply()
+                return self._classify(*refused, reset=True)
+        else:
+            for command, ok in zip((mail_command, rcpt_command, "DATA"), ACCEPTED, strict=True):
+                connection.putcmd(command)
+                code, text = connection.getreply()
+                if code not in ok:
+                    return self._classify(code, text, reset=True)
         body = data.replace(b"\r\n.", b"\r\n..")
         if body.startswith(b"."):
             body = b"." + body

@@ -1,24 +1,26 @@
 """The worker: start campaigns whose time has come, lease due ledger rows, send, record.
 
 One loop per process. Messages go out on `concurrency` threads, each with its
-own SMTP connection; results are recorded by the loop as each reply comes
-in, one short transaction each, so a crash loses nothing and repeats at most
-what was in flight. Before each message the loop checks (at most every half
-second) whether its campaign was paused or cancelled, and gives back what it
-has not sent. A stop request (SIGTERM) finishes the messages in flight and
-exits cleanly.
+own SMTP connection, fed from one queue. The loop records replies as they come
+in, in one short transaction per handful: as soon as `concurrency` replies wait
+or the oldest has waited `RECORD_SECONDS`. So a crash loses nothing and
+repeats at most what was in flight plus fewer than `concurrency` replies not yet
+recorded, while the ledger's write cost is shared by several messages. Before
+each message the loop checks (at most every half second) whether its campaign
+was paused or cancelled, and gives back what it has not sent. A stop request
+(SIGTERM) finishes the messages in flight and exits cleanly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -36,6 +38,7 @@ from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
 
 STATUS_CHECK_SECONDS = 0.5
+RECORD_SECONDS = 0.05  # the longest a reply waits to be recorded
 MAX_PREPARED = 1024
 
 
@@ -81,6 +84,88 @@ class _CampaignMessages:
         else:
             self.prepared.move_to_end(key)
         return prepared
+
+
+class _Senders:
+    """`count` threads sending what the loop hands them, each on its own pooled connection.
+
+    Plain queues rather than an executor: a message costs one put and one get, no future.
+    """
+
+    def __init__(self, transport: SmtpTransport, count: int) -> None:
+        self.transport = transport
+        self.jobs: queue.SimpleQueue[tuple[ledger.Claimed, str, bytes] | None] = queue.SimpleQueue()
+        self.replies: queue.SimpleQueue[tuple[ledger.Claimed, Reply | BaseException]] = queue.SimpleQueue()
+        self.in_flight: dict[int, ledger.Claimed] = {}
+        self.threads = [
+            threading.Thread(target=self._run, name=f"smtp-{number}", daemon=True) for number in range(count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, row: ledger.Claimed, sender: str, data: bytes) -> None:
+        self.in_flight[row.delivery_id] = row
+        self.jobs.put((row, sender, data))
+
+    def reply(self, timeout: float | None) -> tuple[ledger.Claimed, Reply] | None:
+        """The next reply (waiting at most `timeout` seconds; None waits as long as it takes)."""
+        try:
+            row, reply = self.replies.get(block=timeout != 0, timeout=timeout or None)
+        except queue.Empty:
+            return None
+        del self.in_flight[row.delivery_id]
+        if isinstance(reply, BaseException):  # a bug, not the relay: the transport never raises for those
+            raise reply
+        return row, reply
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            row, sender, data = job
+            try:
+                reply: Reply | BaseException = self.transport.send(sender, row.email, data)
+            except BaseException as error:  # handed to the loop, which stops with it
+                reply = error
+            self.replies.put((row, reply))
+
+
+class _Replies:
+    """Replies waiting to be recorded: written together once there are `limit`, or the oldest is
+    `RECORD_SECONDS` old, so one transaction carries several messages without holding any long."""
+
+    def __init__(self, record: Callable[[list[tuple[ledger.Claimed, Reply | None]]], None]) -> None:
+        self.record = record
+        self.waiting: list[tuple[ledger.Claimed, Reply | None]] = []
+        self.oldest = 0.0
+
+    def add(self, row: ledger.Claimed, reply: Reply | None) -> None:
+        if not self.waiting:
+            self.oldest = time.monotonic()
+        self.waiting.append((row, reply))
+
+    def wait_for(self, senders: _Senders) -> None:
+        """Take at least one reply from the senders (recording on time meanwhile), then all that came."""
+        while True:
+            timeout = None if not self.waiting else max(0.0, self.oldest + RECORD_SECONDS - time.monotonic())
+            got = senders.reply(timeout)
+            if got is not None:
+                break
+            self.flush()
+        self.add(*got)
+        while (got := senders.reply(0)) is not None:
+            self.add(*got)
+        if len(self.waiting) >= len(senders.threads) or time.monotonic() - self.oldest >= RECORD_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.waiting:
+            waiting, self.waiting = self.waiting, []
+            self.record(waiting)
 
 
 class Worker:
@@ -130,67 +215,61 @@ class Worker:
             lambda campaign_id: campaigns.start(self.audience, campaign_id, self.domain),
         )
         scheduler.start()
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="smtp") as pool:
-            try:
-                while not stop.is_set():
-                    scheduler.poke()
-                    self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
-                    with self.audience.database.session() as session:
-                        claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
-                    if not claimed:
-                        self._finish_campaigns()
-                        if once:
-                            break
-                        stop.wait(self.poll_seconds)
-                        continue
-                    self._deliver(claimed, pool, stop)
-                    self._finish_campaigns({c.campaign_id for c in claimed})
-                    if progress:
-                        progress(self.stats)
-            finally:
-                scheduler.shutdown()
-                self.transport.close()
+        senders = _Senders(self.transport, self.concurrency)
+        try:
+            while not stop.is_set():
+                scheduler.poke()
+                self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
+                with self.audience.database.session() as session:
+                    claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
+                if not claimed:
+                    self._finish_campaigns()
+                    if once:
+                        break
+                    stop.wait(self.poll_seconds)
+                    continue
+                self._deliver(claimed, senders, stop)
+                self._finish_campaigns({c.campaign_id for c in claimed})
+                if progress:
+                    progress(self.stats)
+        finally:
+            senders.close()
+            scheduler.shutdown()
+            self.transport.close()
         return self.stats
 
-    def _deliver(
-        self, claimed: list[ledger.Claimed], pool: ThreadPoolExecutor, stop: threading.Event
-    ) -> None:
-        in_flight: dict[Future[Reply], ledger.Claimed] = {}
+    def _deliver(self, claimed: list[ledger.Claimed], senders: _Senders, stop: threading.Event) -> None:
+        replies = _Replies(self._record_many)
         unsent: list[ledger.Claimed] = []  # paused, cancelled or stopping: given back to the ledger
         renew_at = time.monotonic() + self.lease_seconds / 3
         for index, row in enumerate(claimed):
             if time.monotonic() >= renew_at:  # a slow batch (rates, a slow relay) keeps its rows
                 with self.audience.database.session() as session:
-                    ledger.renew(session, claimed[index:] + list(in_flight.values()), self.lease_seconds)
+                    ledger.renew(
+                        session, claimed[index:] + list(senders.in_flight.values()), self.lease_seconds
+                    )
                 renew_at = time.monotonic() + self.lease_seconds / 3
             if stop.is_set() or self._status(row.campaign_id) != CampaignStatus.SENDING:
                 unsent.append(row)
                 continue
             if not row.mailable:
-                self._record(row, None)
+                replies.add(row, None)
                 continue
-            while len(in_flight) >= self.concurrency:
-                self._collect(in_flight)
+            while len(senders.in_flight) >= self.concurrency:
+                replies.wait_for(senders)
             prepared = self._messages(row.campaign_id).for_recipient(row)
             recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)
             try:
                 data = prepared.render(recipient, row.message_id, self.tokens)
                 sender = prepared.envelope_sender(recipient, self.tokens)
             except ValueError as error:  # an address no header can carry: this member fails, not the run
-                self._record(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
+                replies.add(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
                 continue
-            in_flight[pool.submit(self.transport.send, sender, row.email, data)] = row
-        while in_flight:
-            self._collect(in_flight)
+            senders.submit(row, sender, data)
+        while senders.in_flight:
+            replies.wait_for(senders)
+        replies.flush()
         self._release(unsent)
-
-    def _collect(self, in_flight: dict[Future[Reply], ledger.Claimed]) -> None:
-        """Wait for at least one reply, then record every reply that has come in, in one transaction."""
-        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-        self._record_many([(in_flight.pop(future), future.result()) for future in done])
-
-    def _record(self, row: ledger.Claimed, reply: Reply | None) -> None:
-        self._record_many([(row, reply)])
 
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
         sent = [(row, reply) for row, reply in results if reply is not None and reply.outcome == Outcome.SENT]

@@ -24,6 +24,7 @@ from mjml import mjml2html
 from newsletter.content.model import Issue
 from newsletter.errors import UserError, display_path
 from newsletter.render import markdown
+from newsletter.render.fragments import FragmentCache
 from newsletter.render.placeholders import PERSONAL_LINKS
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
@@ -113,6 +114,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            extensions=[FragmentCache],
         )
         env.filters.update(
             markdown=markdown_filter,
