@@ -132,6 +132,9 @@ def test_return_path_is_the_envelope_sender(prepared, tokens, settings):
     assert message["Return-Path"] == f"<{sender}>"
     assert sender == bounce_address(tokens.make("bounce", ANN.subscriber_id), settings)
     assert sender.startswith("bounces+") and sender.endswith(f"@{DOMAIN}")
+    together, wire = prepared.wire(ANN, "<a.1@example.org>", tokens)
+    assert together == sender
+    assert parse(wire)["Return-Path"] == f"<{sender}>"
 
 
 def test_date_defaults_to_now(prepared, tokens):
@@ -409,3 +412,34 @@ def test_base_url_trailing_slash(edition, settings, tokens):
     message = parse(send(prepared, tokens))
     assert message["List-Unsubscribe"].startswith(f"<{BASE}/unsubscribe/")
     assert f"{BASE}/archive/{edition.issue.slug}/" in bodies(message)["text/plain"]
+
+
+def test_lines_starting_with_a_dot_reach_the_reader_unchanged(edition, settings, tokens):
+    """SMTP ends a message at a line holding one dot, so every line starting with a dot is sent doubled
+    (RFC 5321 4.5.2): text lines, and a link cut by a soft line break just before a dot."""
+    from newsletter.delivery.transport import SmtpTransport
+    from newsletter.smtp_servers import RecordingSMTPServer
+
+    base = "https://" + "a" * 67 + ".example.org"  # the unsubscribe link's second QP line starts with "."
+    dotted = dataclasses.replace(edition, text=edition.text + "\n.a line with a leading dot\n..two\n.\nend\n")
+    prepared = PreparedMessage.build(dotted, dataclasses.replace(settings, base_url=base), text_only=True)
+    message_id = message_id_for(9, ANN.subscriber_id, DOMAIN)
+    written = prepared.render(ANN, message_id, tokens, DATE)
+    sender, wire = prepared.wire(ANN, message_id, tokens, DATE)
+    assert b"\r\n.a line" in written and b"\r\n..a line" in wire and b"\r\n=\r\n.\r\nend" not in wire
+    assert b"=\r\n..example.org/unsubscribe/" in wire and wire.endswith(b"\r\n.\r\n")
+
+    with RecordingSMTPServer() as server:
+        transport = SmtpTransport(f"smtp://127.0.0.1:{server.port}")
+        try:
+            assert transport.send_wire(sender, ANN.email, wire).code == 250
+            assert transport.send(sender, ANN.email, written).code == 250
+        finally:
+            transport.close()
+        assert server.wait_for(2)
+        first, second = server.messages
+    for received in (first, second):
+        assert received.data.replace(b"\r\n", b"\n") == written.replace(b"\r\n", b"\n")
+        body = parse(received.data).get_content().replace("\r\n", "\n")
+        assert "\n.a line with a leading dot\n..two\n.\nend\n" in body
+        assert f"{base}/unsubscribe/{tokens.make('unsubscribe', ANN.subscriber_id)}" in body

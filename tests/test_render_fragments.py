@@ -94,3 +94,10 @@ def test_preview_shows_a_theme_edit_at_once(tmp_path, repo_root):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_a_text_only_render_is_the_same_text_without_the_html(settings, sample):
+    renderer = Editor(settings).renderer
+    text_only = renderer.render(sample.edition.issue, with_html=False)
+    assert text_only.text == sample.edition.text
+    assert text_only.html == "" and text_only.mjml == ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     String,
     and_,
     bindparam,
@@ -252,11 +253,12 @@ SENT_UPDATE = (
 )
 
 
-def record_sent(session: Session, results: list[tuple[Claimed, Reply]]) -> None:
-    """The common case, many at once: messages the relay accepted, in one executemany."""
+def record_sent(connection: Connection, results: list[tuple[Claimed, Reply]]) -> None:
+    """The common case, many at once: messages the relay accepted, in one executemany (on a plain
+    connection: no ORM session is needed for it, and building one costs more than the update)."""
     if results:
         now = utcnow()
-        session.connection().execute(
+        connection.execute(
             SENT_UPDATE,
             [
                 {"b_id": row.delivery_id, "b_worker": row.worker, "b_now": now, "b_reply": str(reply)}

@@ -154,10 +154,22 @@ class PreparedMessage:
             out.add(b"\r\n--%s\r\n" % boundary + _PART_HEADERS % b"html")
             out.body(edition.html.replace(VIEW_URL, html.escape(view_url)))
             out.add(b"\r\n--%s--\r\n" % boundary)
-        return cls(out.parts, out.slots, text_only=text_only, domain=domain, base_url=base_url)
+        # Kept as SMTP DATA: each static piece dot-stuffed once here, the end-of-data line added. No slot
+        # starts a line with a dot or ends one, so stuffing the pieces apart equals stuffing the whole.
+        parts = [part.replace(b"\r\n.", b"\r\n..") for part in out.parts]
+        parts[-1] += b".\r\n"
+        return cls(parts, out.slots, text_only=text_only, domain=domain, base_url=base_url)
 
     def render(self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None) -> bytes:
-        """The recipient's message, ready for SMTP DATA: their address, links and bounce address."""
+        """The recipient's message as written (CRLF lines): their address, links and bounce address."""
+        wire = self.wire(recipient, message_id, tokens, date)[1]
+        return wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+
+    def wire(
+        self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None
+    ) -> tuple[str, bytes]:
+        """MAIL FROM and the message as SMTP DATA (see `transport.wire_data`) for one recipient,
+        sharing one bounce token between them: what `SmtpTransport.send_wire` takes."""
         if recipient.text_only and not self.text_only:
             raise ValueError(
                 f"subscriber {recipient.subscriber_id} chose plain text, this is the HTML variant"
@@ -166,8 +178,9 @@ class PreparedMessage:
             raise ValueError(f"not a Message-ID: {message_id!r}")
         subscriber = recipient.subscriber_id
         unsubscribe = tokens.make("unsubscribe", subscriber)
+        bounce = tokens.make("bounce", subscriber)
         values = {
-            _BOUNCE: tokens.make("bounce", subscriber).encode("ascii"),
+            _BOUNCE: bounce.encode("ascii"),
             _TO: _to_header(recipient.name, recipient.email),
             _DATE: (_now() if date is None else _one_line(date)).encode("ascii"),
             _MESSAGE_ID: message_id.encode("ascii"),
@@ -178,7 +191,7 @@ class PreparedMessage:
         parts = self._parts.copy()
         for index, slot in self._slots:
             parts[index] = values[slot]
-        return b"".join(parts)
+        return f"bounces+{bounce}@{self.domain}", b"".join(parts)
 
     def envelope_sender(self, recipient: Recipient, tokens: Tokens) -> str:
         """MAIL FROM for this recipient: the same VERP address as the message's Return-Path."""
@@ -220,13 +233,16 @@ class _Template:
 
 
 def _qp_link(url: str) -> bytes:
-    """A URL of plain ASCII without `=` as quoted-printable: itself, cut by soft breaks."""
+    """A URL of plain ASCII without `=` as quoted-printable: itself, cut by soft breaks (and dot-stuffed,
+    as a line cut from it may start with a dot)."""
     data = url.encode("ascii")
     if len(data) <= QP_WIDTH:
         return data
-    return b"=\r\n".join(data[start : start + QP_WIDTH] for start in range(0, len(data), QP_WIDTH))
+    lines = (data[start : start + QP_WIDTH] for start in range(0, len(data), QP_WIDTH))
+    return b"=\r\n".join(b"." + line if line.startswith(b".") else line for line in lines)
 
 
+@lru_cache(maxsize=64)
 def _address_header(name: str, value: str) -> bytes:
     """An address header (From, Reply-To) as the standard library parses, encodes and folds it."""
     return _HEADERS(name, _one_line(value)).fold(policy=SMTP).encode("ascii")

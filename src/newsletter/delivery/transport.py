@@ -83,6 +83,18 @@ def smtp_form(address: str) -> str:
 ACCEPTED = ((250,), (250, 251), (354,))  # the replies to MAIL, RCPT and DATA that let a message go on
 
 
+def wire_data(message: bytes) -> bytes:
+    """A message with CRLF lines as SMTP DATA carries it: dot-stuffed (RFC 5321 4.5.2), ending in CRLF . CRLF.
+
+    smtplib's `sendmail` runs two regular expressions over every message for this; a bytes
+    replace does it in a fraction of the time, and prepared messages do it once per variant.
+    """
+    wire = message.replace(b"\r\n.", b"\r\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    return wire + (b".\r\n" if wire.endswith(b"\r\n") else b"\r\n.\r\n")
+
+
 class RateLimiter:
     """Spaces sends so that at most `rate` leave per second overall, and `domain_rate` per domain.
 
@@ -130,7 +142,11 @@ class SmtpTransport:
         self.lock = threading.Lock()
 
     def send(self, envelope_from: str, recipient: str, data: bytes) -> Reply:
-        """Send one message to one recipient; never raises for what the relay or network does."""
+        """Send one message (CRLF lines) to one recipient; never raises for what the relay or network does."""
+        return self.send_wire(envelope_from, recipient, wire_data(data))
+
+    def send_wire(self, envelope_from: str, recipient: str, wire: bytes) -> Reply:
+        """`send` for a message already in its DATA form (`wire_data`), as prepared messages keep theirs."""
         self.limiter.wait(recipient.rpartition("@")[2].lower())
         try:
             envelope_from, recipient = smtp_form(envelope_from), smtp_form(recipient)
@@ -145,7 +161,7 @@ class SmtpTransport:
                     )
                 options.append("SMTPUTF8")
                 connection.command_encoding = "utf-8"
-            return self._transaction(connection, envelope_from, recipient, data, options)
+            return self._transaction(connection, envelope_from, recipient, wire, options)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPResponseException) as error:
             return self._classify(error.smtp_code, error.smtp_error, reset=True)
         except (smtplib.SMTPException, OSError) as error:
@@ -155,14 +171,9 @@ class SmtpTransport:
             return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
 
     def _transaction(
-        self, connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]
+        self, connection: smtplib.SMTP, envelope_from: str, recipient: str, wire: bytes, options: list[str]
     ) -> Reply:
-        """MAIL, RCPT, DATA for one message whose lines already end in CRLF.
-
-        smtplib's `sendmail` runs two regular expressions over every message to fix line endings
-        and dot-stuff; prepared messages are CRLF already, so a bytes replace does the stuffing
-        in a fraction of the time.
-        """
+        """MAIL, RCPT, DATA for one message in its DATA form (dot-stuffed, ending in CRLF . CRLF)."""
         # Addresses come from the ledger, already validated: no need for smtplib's parseaddr per command.
         extra = "".join(f" {option}" for option in options)
         mail_command, rcpt_command = f"MAIL FROM:<{envelope_from}>{extra}", f"RCPT TO:<{recipient}>"
@@ -187,12 +198,7 @@ class SmtpTransport:
                 code, text = connection.getreply()
                 if code not in ok:
                     return self._classify(code, text, reset=True)
-        body = data.replace(b"\r\n.", b"\r\n..")
-        if body.startswith(b"."):
-            body = b"." + body
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        connection.send(body + b".\r\n")
+        connection.send(wire)
         code, text = connection.getreply()
         return self._classify(code, text, reset=code // 100 != 2)
 

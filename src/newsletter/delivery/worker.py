@@ -76,7 +76,7 @@ class _CampaignMessages:
         key = self.personaliser.key(claimed.topics, claimed.region, claimed.text_only)
         prepared = self.prepared.get(key)
         if prepared is None:
-            edition = self.renderer.render(self.personaliser.issue_for(key))
+            edition = self.renderer.render(self.personaliser.issue_for(key), with_html=not key.text_only)
             prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
             self.prepared[key] = prepared
             if len(self.prepared) > MAX_PREPARED:
@@ -103,9 +103,9 @@ class _Senders:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, row: ledger.Claimed, sender: str, data: bytes) -> None:
+    def submit(self, row: ledger.Claimed, sender: str, wire: bytes) -> None:
         self.in_flight[row.delivery_id] = row
-        self.jobs.put((row, sender, data))
+        self.jobs.put((row, sender, wire))
 
     def reply(self, timeout: float | None) -> tuple[ledger.Claimed, Reply] | None:
         """The next reply (waiting at most `timeout` seconds; None waits as long as it takes)."""
@@ -126,9 +126,9 @@ class _Senders:
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            row, sender, data = job
+            row, sender, wire = job
             try:
-                reply: Reply | BaseException = self.transport.send(sender, row.email, data)
+                reply: Reply | BaseException = self.transport.send_wire(sender, row.email, wire)
             except BaseException as error:  # handed to the loop, which stops with it
                 reply = error
             self.replies.put((row, reply))
@@ -260,12 +260,11 @@ class Worker:
             prepared = self._messages(row.campaign_id).for_recipient(row)
             recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)
             try:
-                data = prepared.render(recipient, row.message_id, self.tokens)
-                sender = prepared.envelope_sender(recipient, self.tokens)
+                sender, wire = prepared.wire(recipient, row.message_id, self.tokens)
             except ValueError as error:  # an address no header can carry: this member fails, not the run
                 replies.add(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
                 continue
-            senders.submit(row, sender, data)
+            senders.submit(row, sender, wire)
         while senders.in_flight:
             replies.wait_for(senders)
         replies.flush()
@@ -274,10 +273,14 @@ class Worker:
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
         sent = [(row, reply) for row, reply in results if reply is not None and reply.outcome == Outcome.SENT]
         others = [(row, reply) for row, reply in results if reply is None or reply.outcome != Outcome.SENT]
-        with self.audience.database.session() as session:
-            ledger.record_sent(session, sent)  # type: ignore[arg-type]
-            for row, reply in others:
-                self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
+        if others:
+            with self.audience.database.session() as session:
+                ledger.record_sent(session.connection(), sent)  # type: ignore[arg-type]
+                for row, reply in others:
+                    self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
+        else:
+            with self.audience.database.engine.begin() as connection:
+                ledger.record_sent(connection, sent)  # type: ignore[arg-type]
         self.stats.sent += len(sent)
 
     def _release(self, rows: list[ledger.Claimed]) -> None:

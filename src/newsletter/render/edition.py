@@ -74,12 +74,14 @@ class Renderer:
             extra_css=theme_css,
         )
 
-    def render(self, issue: Issue) -> Edition:
-        """Render the full edition (every section) of `issue`."""
+    def render(self, issue: Issue, *, with_html: bool = True) -> Edition:
+        """Render the full edition (every section) of `issue`; only its text part without `with_html`
+        (for members who chose plain text: MJML and inlining are most of a render's cost)."""
         context = self.context(issue)
-        mjml_source = self._render_template(self.email_env, EMAIL_TEMPLATE, context)
-        compiled = self.compile_mjml(mjml_source)
-        html = self.inliner.inline(compiled)
+        mjml_source = html = ""
+        if with_html:
+            mjml_source = self._render_template(self.email_env, EMAIL_TEMPLATE, context)
+            html = self.inliner.inline(self.compile_mjml(mjml_source))
         text = _tidy_text(self._render_template(self.text_env, TEXT_TEMPLATE, context))
         return Edition(issue, issue.subject, issue.preheader, mjml_source, html, text)
 
