@@ -147,6 +147,17 @@ def test_a_time_that_does_not_exist_is_refused():
         parse_when("2024-03-31 01:30", "Europe/London")
 
 
+def test_a_time_that_happens_twice_asks_which_one_is_meant():
+    with pytest.raises(
+        UserError,
+        match=r"2023-10-29 01:30.*happens twice.*'2023-10-29 01:30 \+01:00' or '2023-10-29 01:30 \+00:00'",
+    ):
+        parse_when("2023-10-29 01:30", "Europe/London")
+    assert parse_when("2023-10-29 01:30 +01:00", "Europe/London") == dt.datetime(2023, 10, 29, 0, 30)  # BST
+    assert parse_when("2023-10-29 01:30 +00:00", "Europe/London") == dt.datetime(2023, 10, 29, 1, 30)  # GMT
+    assert parse_when("2023-10-20T09:00Z", "Europe/London") == dt.datetime(2023, 10, 20, 9, 0)
+
+
 @pytest.mark.parametrize("text", ["not a time", "20/10/2023 09:00", "2023-02-30 09:00", "tomorrow", ""])
 def test_a_time_that_cannot_be_read_is_refused_with_the_expected_form(text):
     with pytest.raises(UserError, match="YYYY-MM-DD HH:MM"):

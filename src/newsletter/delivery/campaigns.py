@@ -21,6 +21,8 @@ from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, UserError
 
 WHEN_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+# The same with a UTC offset (`+01:00`, `+0100`, `Z`): how to say which of a repeated hour is meant.
+WHEN_FORMATS_WITH_OFFSET = (*(f"{pattern} %z" for pattern in WHEN_FORMATS[:3]), "%Y-%m-%dT%H:%M%z")
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,15 @@ def parse_when(text: str, timezone: str) -> dt.datetime:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError(f"timezone '{timezone}' is not a known time zone (such as Europe/London)") from None
+    text = text.strip()
+    for pattern in WHEN_FORMATS_WITH_OFFSET:
+        try:
+            return dt.datetime.strptime(text, pattern).astimezone(dt.UTC).replace(tzinfo=None)
+        except ValueError:
+            continue
     for pattern in WHEN_FORMATS:
         try:
-            local = dt.datetime.strptime(text.strip(), pattern)
+            local = dt.datetime.strptime(text, pattern)
             break
         except ValueError:
             continue
@@ -59,7 +67,20 @@ def parse_when(text: str, timezone: str) -> dt.datetime:
     # A time that does not exist (the hour skipped when clocks go forward) is refused, not guessed.
     if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != local:
         raise UserError(f"--at '{text}': that time does not exist in {timezone} (the clocks go forward then)")
+    # Nor is a time that happens twice (the hour repeated when clocks go back): say which one.
+    first, second = aware.utcoffset(), aware.replace(fold=1).utcoffset()
+    if first != second:
+        raise UserError(
+            f"--at '{text}': that time happens twice in {timezone} (the clocks go back then); "
+            f"add the UTC offset you mean: '{text} {_offset(first)}' or '{text} {_offset(second)}'"
+        )
     return aware.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _offset(delta: dt.timedelta | None) -> str:
+    minutes = int((delta or dt.timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def create(
