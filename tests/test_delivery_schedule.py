@@ -58,6 +58,7 @@ def test_a_worker_sends_a_scheduled_campaign_at_its_time_and_not_before(sending,
         assert wait_until(lambda: len(server.messages) >= len(expected), timeout=30)
         assert wait_until(lambda: campaign_status(sending, campaign.id) == "sent", timeout=10)
     assert worker.error is None
+    assert worker.stats is not None and worker.stats.started_campaigns == [campaign.id]
 
     first = min(received.received_at for received in server.messages)
     assert first >= due, f"first message {due - first:.3f} s before the campaign's time"

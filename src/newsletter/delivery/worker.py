@@ -210,10 +210,7 @@ class Worker:
     ) -> WorkerStats:
         """Loop until `stop` is set; with `once`, return as soon as nothing is due."""
         stop = stop or threading.Event()
-        scheduler = CampaignScheduler(
-            self.settings.database_url,
-            lambda campaign_id: campaigns.start(self.audience, campaign_id, self.domain),
-        )
+        scheduler = CampaignScheduler(self.settings.database_url, self._start_scheduled)
         scheduler.start()
         senders = _Senders(self.transport, self.concurrency)
         try:
@@ -237,6 +234,13 @@ class Worker:
             scheduler.shutdown()
             self.transport.close()
         return self.stats
+
+    def _start_scheduled(self, campaign_id: int) -> bool:
+        """The scheduler's job: start a campaign whose time came, counted like those found due."""
+        started = campaigns.start(self.audience, campaign_id, self.domain)
+        if started:
+            self.stats.started_campaigns.append(campaign_id)
+        return started
 
     def _deliver(self, claimed: list[ledger.Claimed], senders: _Senders, stop: threading.Event) -> None:
         replies = _Replies(self._record_many)
