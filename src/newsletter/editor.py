@@ -7,6 +7,7 @@ script (or a test) can do what `newsletter check` does without a shell.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from newsletter.content.loader import issue_file, load_issue
@@ -14,6 +15,7 @@ from newsletter.content.model import Issue
 from newsletter.errors import Problem, ProblemsFound
 from newsletter.render.edition import Edition, Renderer
 from newsletter.render.lint import lint
+from newsletter.render.web import WebRenderer
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
 
@@ -59,12 +61,20 @@ class Editor:
         edition = self.renderer.render(issue)
         return CheckedIssue(path, issue, edition, lint(edition, path, self.settings.theme_dir))
 
+    @cached_property
+    def web_renderer(self) -> WebRenderer:
+        """The archive theme, loaded the first time a web version is wanted."""
+        return WebRenderer(self.settings, self.vocabulary)
+
     def render_to(self, slug: str, out_dir: Path, force: bool = False) -> CheckedIssue:
-        """Write `email.html` and `email.txt` into `out_dir`; refuse if the lint fails, unless forced."""
+        """Write `email.html`, `email.txt` and `web.html` (the archive's web version) into `out_dir`;
+        refuse if the lint fails, unless forced."""
         checked = self.check(slug)
         if checked.problems and not force:
             raise ProblemsFound(checked.problems)
+        web = self.web_renderer.standalone(checked.issue)
         write_edition(checked.edition, out_dir)
+        (out_dir / "web.html").write_text(web, encoding="utf-8", newline="")
         return checked
 
 

@@ -1,0 +1,280 @@
+"""The archive as (path -> content): the one piece the static build and the web app both use.
+
+`ArchiveSite` knows every page's path (`archive/2023-10/index.html`,
+`archive/places/gwent/index.html`, `archive/feed.xml`...) and renders each on
+demand, once. `build.py` writes them all to files; the Flask blueprint serves
+them one at a time. Same code and templates, so the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import mimetypes
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.archive import feeds, search
+from newsletter.archive.collect import Collection, collect
+from newsletter.content.model import Issue, PlaceUpdate, Publication, Story
+from newsletter.errors import UserError, display_path
+from newsletter.render.web import (
+    WebIssue,
+    WebItem,
+    WebRenderer,
+    WebSection,
+    issue_path,
+    place_path,
+    region_path,
+    relative_link,
+    slugify,
+    topic_path,
+)
+from newsletter.settings import Settings
+from newsletter.vocabulary import Vocabulary
+
+HTML = "text/html; charset=utf-8"
+ASSETS = {
+    "archive.css": "text/css; charset=utf-8",
+    "search.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# Folder and file names the archive uses itself; an issue slug may not take one.
+RESERVED = {"assets", "topics", "places", "regions", "publications", "search", "feed.xml", "sitemap.xml"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item where it was published: the issue, its section, the item and its anchor."""
+
+    web: WebIssue
+    section: WebSection
+    item: WebItem
+
+    @property
+    def issue(self) -> Issue:
+        return self.web.issue
+
+    @property
+    def href(self) -> str:
+        return f"{issue_path(self.issue.slug)}#{self.item.anchor}"
+
+
+@dataclass
+class Place:
+    """A place across issues: every update about it (newest first) and other items naming it."""
+
+    slug: str
+    name: str
+    region: str
+    kind: str | None
+    updates: list[Entry] = field(default_factory=list)
+    mentions: list[Entry] = field(default_factory=list)
+
+
+@dataclass
+class PublicationRecord:
+    """A publication, announced in one or more issues (a report reappears under "Previous")."""
+
+    latest: Publication
+    announced: list[Entry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Page:
+    content_type: str
+    render: Callable[[], bytes]
+
+
+class ArchiveSite:
+    """Every page of the archive for one set of published issues; pages render once, when asked."""
+
+    def __init__(self, settings: Settings, vocabulary: Vocabulary, collection: Collection) -> None:
+        self.settings = settings
+        self.vocabulary = vocabulary
+        self.collection = collection
+        self.web = WebRenderer(settings, vocabulary)
+        for issue in collection.issues:
+            if issue.slug in RESERVED:
+                raise UserError(
+                    f"issues/{issue.slug}: the slug '{issue.slug}' is taken by the archive's own pages; "
+                    "rename the folder"
+                )
+        self.issues = [WebIssue.from_issue(issue) for issue in collection.issues]  # newest first
+        self.entries = [
+            Entry(web, section, item)
+            for web in self.issues
+            for section in web.sections
+            for item in section.items
+        ]
+        self.topics = self._by_topic()
+        self.places = self._places()
+        self.publications = self._publications()
+        self.pages: dict[str, Page] = {}
+        self._rendered: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._add_pages()
+
+    # --- what the pages list ---------------------------------------------------------------
+
+    def _by_topic(self) -> dict[str, list[Entry]]:
+        found: dict[str, list[Entry]] = defaultdict(list)
+        for entry in self.entries:
+            for topic in entry.item.topics:
+                found[topic].append(entry)
+        return {topic: found[topic] for topic in self.vocabulary.topics if topic in found}
+
+    def _places(self) -> dict[str, Place]:
+        places: dict[str, Place] = {}
+        for entry in self.entries:
+            update = entry.item.item
+            if isinstance(update, PlaceUpdate):
+                slug = slugify(update.place)
+                # Entries run newest first: the first spelling, region and kind seen are the latest.
+                place = places.setdefault(slug, Place(slug, update.place, update.region, update.kind))
+                place.updates.append(entry)
+        if places:
+            names = sorted({place.name for place in places.values()}, key=len, reverse=True)
+            pattern = re.compile(r"\b(" + "|".join(re.escape(name) for name in names) + r")\b")
+            by_name = {place.name: place for place in places.values()}
+            for entry in self.entries:
+                own = slugify(entry.item.title) if entry.item.kind == "place" else None
+                text = " ".join((entry.item.title, *entry.item.sources))
+                for name in dict.fromkeys(pattern.findall(text)):
+                    place = by_name[name]
+                    if place.slug != own:
+                        place.mentions.append(entry)
+        return dict(sorted(places.items(), key=lambda pair: pair[1].name.casefold()))
+
+    def _publications(self) -> list[PublicationRecord]:
+        records: dict[str, PublicationRecord] = {}
+        for entry in self.entries:
+            publication = entry.item.item
+            if isinstance(publication, Publication):
+                record = records.setdefault(publication.url, PublicationRecord(publication))
+                record.announced.append(entry)
+        return sorted(records.values(), key=lambda r: (r.latest.date, r.latest.title), reverse=True)
+
+    def regions(self) -> dict[str, list[Place]]:
+        """Places by region, in the order of `regions.yaml`; a place filed under two regions over
+        the years is listed under both, so every region an issue page links to has its page."""
+        grouped: dict[str, list[Place]] = defaultdict(list)
+        for place in self.places.values():
+            for region in dict.fromkeys(entry.item.item.region for entry in place.updates):  # type: ignore[attr-defined]
+                grouped[region].append(place)
+        return {region: grouped[region] for region in self.vocabulary.regions if region in grouped}
+
+    # --- pages -----------------------------------------------------------------------------
+
+    def _add_pages(self) -> None:
+        self._html("archive/index.html", "index.html.j2", years=self._years())
+        for position, web in enumerate(self.issues):
+            self._issue(web, position)
+        self._html("archive/topics/index.html", "topics.html.j2", listed=self.topics)
+        for topic, entries in self.topics.items():
+            self._html(f"{topic_path(topic)}index.html", "topic.html.j2", topic=topic, entries=entries)
+        regions = self.regions()
+        self._html("archive/places/index.html", "places.html.j2", by_region=regions)
+        for place in self.places.values():
+            self._html(f"{place_path(place.name)}index.html", "place.html.j2", place=place)
+        for region, places in regions.items():
+            entries = [
+                entry
+                for entry in self.entries  # newest first, in each issue in the order it was written
+                if isinstance(entry.item.item, PlaceUpdate) and entry.item.item.region == region
+            ]
+            self._html(
+                f"{region_path(region)}index.html",
+                "region.html.j2",
+                region=region,
+                places=places,
+                entries=entries,
+            )
+        self._html("archive/publications/index.html", "publications.html.j2", records=self.publications)
+        self._html("archive/search/index.html", "search.html.j2")
+        self._add(
+            "archive/search.json", "application/json", lambda: search.index(self.issues, self.vocabulary)
+        )
+        feed_context = (self.settings, self.issues)
+        self._add("archive/feed.xml", "application/atom+xml", lambda: feeds.atom(*feed_context))
+        self._add("archive/sitemap.xml", "application/xml", lambda: feeds.sitemap(self.settings, self))
+        for name, content_type in ASSETS.items():
+            self._add(f"archive/assets/{name}", content_type, self._asset(name))
+        for web in self.issues:
+            self._images(web.issue)
+
+    def _years(self) -> list[tuple[int, list[WebIssue]]]:
+        return [
+            (year, list(group)) for year, group in itertools.groupby(self.issues, lambda w: w.issue.date.year)
+        ]
+
+    def _issue(self, web: WebIssue, position: int) -> None:
+        newer = self.issues[position - 1] if position > 0 else None
+        older = self.issues[position + 1] if position + 1 < len(self.issues) else None
+        path = f"{issue_path(web.issue.slug)}index.html"
+        link = relative_link(path)
+
+        def render() -> bytes:
+            extra = {"previous": older, "following": newer}
+            return self.web.issue_page(web, link, extra).encode("utf-8")
+
+        self._add(path, HTML, render)
+
+    def _html(self, path: str, template: str, **context: object) -> None:
+        def render() -> bytes:
+            return self.web.page(template, path, relative_link(path), site=self, **context).encode("utf-8")
+
+        self._add(path, HTML, render)
+
+    def _asset(self, name: str) -> Callable[[], bytes]:
+        path = self.web.folder / name
+        return lambda: _read_bytes(path)
+
+    def _images(self, issue: Issue) -> None:
+        folder = self.collection.folders.get(issue.slug)
+        for section in issue.sections:
+            image = section.image if isinstance(section, Story) else None
+            if folder is None or image is None or "://" in image.src:
+                continue
+            file = folder / image.src
+            content_type = mimetypes.guess_type(image.src)[0] or "application/octet-stream"
+            self._add(
+                f"{issue_path(issue.slug)}{image.src}", content_type, lambda file=file: _read_bytes(file)
+            )
+
+    def _add(self, path: str, content_type: str, render: Callable[[], bytes]) -> None:
+        self.pages[path] = Page(content_type, render)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def render(self, path: str) -> bytes:
+        """The bytes of the page at `path` (a key of `pages`), rendered on first use."""
+        with self._lock:
+            if path not in self._rendered:
+                self._rendered[path] = self.pages[path].render()
+            return self._rendered[path]
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        for path in self.pages:
+            yield path, self.render(path)
+
+    @property
+    def updated(self) -> dt.date | None:
+        return self.issues[0].issue.date if self.issues else None
+
+
+def load_site(settings: Settings, sent: dict[str, str] | None = None) -> ArchiveSite:
+    """Read the vocabulary and the published issues and lay out the whole archive."""
+    vocabulary = Vocabulary.load(settings.vocabulary_dir)
+    return ArchiveSite(settings, vocabulary, collect(settings, vocabulary, sent))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise UserError(f"{display_path(path)}: cannot be read: {error.strerror}") from None
