@@ -210,6 +210,7 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
         "bounced": stats.bounced,
         "skipped": stats.skipped,
         "started_campaigns": stats.started_campaigns,
+        "variants_rendered": stats.variants_rendered,
         "work_s": work_s,
         "began_at": began_at,
         "ended_at": ended_at,
@@ -491,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"    pipeline: {result['sent']:,} sent in {result['work_s']:.1f} s = {rate:,.0f}/s "
                     f"(smtp-sink counted {arrived:,}; avg {message_bytes:,} bytes; peak {result['peak_mb']:.0f} MB; "
                     f"CPU {result['cpu_s'] / result['work_s']:.2f} cores: {result['cpu_s'] * per_message:,.0f} us "
-                    f"a message, {result['loop_cpu_s'] * per_message:,.0f} us of it in the worker loop)"
+                    f"a message, {result['loop_cpu_s'] * per_message:,.0f} us of it in the worker loop; "
+                    f"{result['variants_rendered']:,} editions rendered by {result['processes']} process(es))"
                 )
                 if profile_path is not None:
                     print_profile(profile_path)

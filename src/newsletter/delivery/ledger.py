@@ -81,6 +81,10 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
         message_id,
         literal(now),
     ).where(audience)
+    # Members who get the same email sit side by side in the ledger (rows are claimed in this order),
+    # so a worker renders a variant for a run of members, and several workers mostly render different
+    # variants instead of each rendering all of them.
+    rows = rows.order_by(Subscriber.format, Subscriber.region, Subscriber.id)
     session.execute(
         insert(Delivery).from_select(
             [

@@ -49,6 +49,7 @@ class WorkerStats:
     failed: int = 0
     bounced: int = 0
     skipped: int = 0
+    variants_rendered: int = 0  # editions rendered (a variant rendered again after eviction counts again)
     started_campaigns: list[int] = field(default_factory=list)
 
     def add(self, status: str) -> None:
@@ -71,6 +72,7 @@ class _CampaignMessages:
         self.renderer = renderer
         self.settings = settings
         self.prepared: OrderedDict[VariantKey, PreparedMessage] = OrderedDict()
+        self.rendered = 0
 
     def for_recipient(self, claimed: ledger.Claimed) -> PreparedMessage:
         key = self.personaliser.key(claimed.topics, claimed.region, claimed.text_only)
@@ -78,6 +80,7 @@ class _CampaignMessages:
         if prepared is None:
             edition = self.renderer.render(self.personaliser.issue_for(key), with_html=not key.text_only)
             prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
+            self.rendered += 1
             self.prepared[key] = prepared
             if len(self.prepared) > MAX_PREPARED:
                 self.prepared.popitem(last=False)
@@ -233,6 +236,7 @@ class Worker:
             senders.close()
             scheduler.shutdown()
             self.transport.close()
+            self.stats.variants_rendered = sum(messages.rendered for messages in self.messages.values())
         return self.stats
 
     def _start_scheduled(self, campaign_id: int) -> bool:
