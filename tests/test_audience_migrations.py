@@ -24,6 +24,7 @@ TABLES = {
     "campaigns",
     "deliveries",
     "test_sends",
+    "rate_limits",
 }
 
 

@@ -89,6 +89,20 @@ def test_send_then_campaigns_worker_and_status(sending, server):
     assert re.search(rf"^\s*{campaign_id}\s+sent\s+.*56/56 done$", listed.stdout, re.M), listed.stdout
 
 
+def test_worker_processes_share_a_campaign_and_send_each_member_once(sending, server):
+    """`worker --processes 2`: two processes on one ledger; the summary adds up both."""
+    settings = sending.settings
+    assert run(settings, "send", SAMPLE_SLUG, "--to", "everyone").exit_code == 0
+    expected = audience_emails(sending, ["everyone"])
+
+    worked = run(settings, "worker", "--once", "--processes", "2", "--lease", "30")
+
+    assert worked.exit_code == 0, worked.output
+    assert worked.stdout == f"Worker done: {len(expected)} sent, 0 deferred, 0 failed, 0 bounced, 0 skipped\n"
+    assert_each_once(server.messages, expected)
+    assert run(settings, "campaigns").stdout.split()[1] == "sent"
+
+
 def test_send_to_several_audiences_and_later(sending):
     result = run(
         sending.settings,

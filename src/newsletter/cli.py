@@ -92,16 +92,17 @@ def check(ctx: click.Context, slug: str) -> None:
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Folder to write email.html and email.txt into.",
+    help="Folder to write email.html, email.txt and web.html into.",
 )
 @click.option("--force", is_flag=True, help="Write the files even when the lint finds problems.")
 @click.pass_context
 def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
-    """Render an issue to OUT/email.html and OUT/email.txt."""
+    """Render an issue to OUT/email.html, OUT/email.txt and OUT/web.html (its web version)."""
     checked = _editor(ctx).render_to(slug, out_dir, force=force)
     for problem in checked.problems:
         click.echo(f"warning: {problem}", err=True)
-    click.echo(f"Wrote {display_path(out_dir / 'email.html')} and {display_path(out_dir / 'email.txt')}")
+    written = ", ".join(display_path(out_dir / name) for name in ("email.html", "email.txt"))
+    click.echo(f"Wrote {written} and {display_path(out_dir / 'web.html')}")
 
 
 @cli.command()
@@ -479,8 +480,17 @@ _steer_command("cancel", "Stop a campaign for good; nobody else is sent it.")
     type=click.FloatRange(0),
     help="First wait before retrying a deferred message (doubles each time, at most an hour).",
 )
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the work; more use more CPU cores (one process sends on one core).",
+)
 @click.pass_context
-def worker(ctx: click.Context, once: bool, lease_seconds: float, retry_base_seconds: float) -> None:
+def worker(
+    ctx: click.Context, once: bool, lease_seconds: float, retry_base_seconds: float, processes: int
+) -> None:
     """Run the scheduler and deliver due campaigns until stopped (SIGTERM or Ctrl-C finish cleanly)."""
     import signal
     import threading
@@ -493,10 +503,12 @@ def worker(ctx: click.Context, once: bool, lease_seconds: float, retry_base_seco
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    options = {"lease_seconds": lease_seconds, "retry_base_seconds": retry_base_seconds}
     try:
-        stats = sending.work(
-            once=once, stop=stop, lease_seconds=lease_seconds, retry_base_seconds=retry_base_seconds
-        )
+        if processes > 1:
+            stats = sending.work_in_processes(processes, once=once, stop=stop, **options)
+        else:
+            stats = sending.work(once=once, stop=stop, **options)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -521,6 +533,56 @@ def sink(host: str, port: int, maildir: Path) -> None:
             f"Sink listening on {host}:{server.port}, storing mail in {display_path(maildir)} (Ctrl-C stops)"
         )
         server.serve_forever()
+
+
+@cli.group()
+def archive() -> None:
+    """The web archive of past issues: by date, topic and place, with search and a feed."""
+
+
+@archive.command("build")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the site into (as OUT/archive/...); serve OUT at the site's root.",
+)
+@click.pass_context
+def archive_build(ctx: click.Context, out_dir: Path) -> None:
+    """Build the static archive: issues marked `archive: true` or sent from here; drafts never."""
+    from newsletter.archive.build import build
+
+    report = build(_settings(ctx), out_dir)
+    for note in report.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one).",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
+@click.option(
+    "--proxies",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10),
+    help="How many reverse proxies stand in front (their X-Forwarded-For/-Proto are then trusted).",
+)
+@click.option("--debug", is_flag=True, help="Flask's debug server with tracebacks: never in production.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, threads: int, proxies: int, debug: bool) -> None:
+    """Serve the subscriber pages (sign up, confirm, preferences, unsubscribe, my data) with waitress."""
+    from newsletter.web.server import serve as run_server
+
+    run_server(_settings(ctx), host, port, debug=debug, threads=threads, proxies=proxies, announce=click.echo)
 
 
 def main() -> None:

@@ -88,6 +88,11 @@ class Subscriber(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # A new address waits here until a link sent to it is followed (the subscriber pages).
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    pending_email_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Links (preferences, my data...) made before this moment no longer work: the member revoked them.
+    links_valid_from: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -183,6 +188,20 @@ class Suppression(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class RateLimit(Base):
+    """Hits per key (a hashed address or client address) per fixed window, shared by every web process.
+
+    Kept in the database so that several server processes and threads count together; old windows
+    are deleted as new ones are counted.
+    """
+
+    __tablename__ = "rate_limits"
+
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)  # the window's start, Unix seconds
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
 __all__ = [
     "Base",
     "Campaign",
@@ -192,6 +211,7 @@ __all__ = [
     "DeliveryStatus",
     "Format",
     "MailingList",
+    "RateLimit",
     "Status",
     "Subscriber",
     "SubscriberTopic",

@@ -1,0 +1,501 @@
+"""What members do for themselves: sign up, confirm, change their details, change address, revoke their
+links, download or erase what is held about them.
+
+The subscriber web pages are a thin layer over these functions (no Flask here): each takes an open
+session, so the page's request is one transaction, and every change of consent goes through
+`consent.record` with when, how, the client's address and user agent, and the consent wording's version.
+
+Links name a member by a signed token (`delivery.tokens`); `member_for` turns one into the member or a
+`LinkProblem` that says why not, in the words the page shows.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.audience import addresses, members
+from newsletter.audience.consent import Action, record
+from newsletter.db.models import (
+    Campaign,
+    ConsentRecord,
+    Delivery,
+    Format,
+    MailingList,
+    Status,
+    Subscriber,
+    SubscriberTopic,
+    Subscription,
+    Suppression,
+    Topic,
+    utcnow,
+)
+from newsletter.delivery.tokens import EXPIRED, BadToken, Tokens
+
+DAY = 24 * 3600
+# How long each kind of link works. Unsubscribe and preferences links sit in every issue and must keep
+# working for as long as people keep their email; the others are asked for and used soon after.
+MAX_AGE = {"unsubscribe": None, "preferences": None, "confirm": 7 * DAY, "email": 2 * DAY, "data": DAY}
+# Links that a member's "send me new links" stops. Unsubscribe links keep working: leaving must stay
+# as easy as joining, and an old issue's List-Unsubscribe header must still be honoured.
+REVOCABLE = frozenset({"preferences", "confirm", "email", "data"})
+NOT_MAILED = (Status.BOUNCED, Status.COMPLAINED)
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking, as far as the web server can tell: kept in consent records."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+    def how(self) -> dict[str, str | None]:
+        return {"ip_address": self.ip_address, "user_agent": self.user_agent}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The details a member chooses on the sign-up and preferences pages (slugs, already checked)."""
+
+    name: str = ""
+    organisation: str = ""
+    sector: str | None = None
+    region: str | None = None
+    topics: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
+    format: Format = Format.HTML
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "organisation": self.organisation,
+            "sector": self.sector,
+            "region": self.region,
+            "topics": list(self.topics),
+            "lists": list(self.lists),
+            "format": self.format.value,
+        }
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> Profile:
+        return cls(
+            name=details.get("name") or "",
+            organisation=details.get("organisation") or "",
+            sector=details.get("sector"),
+            region=details.get("region"),
+            topics=tuple(details.get("topics") or ()),
+            lists=tuple(details.get("lists") or ()),
+            format=Format(details.get("format") or Format.HTML.value),
+        )
+
+
+class Reply(enum.StrEnum):
+    """What a sign-up should send; the page says the same thing whichever it is."""
+
+    CONFIRM = "confirm"  # a confirmation link (new, pending or unsubscribed address)
+    ALREADY = "already"  # already a member: a link to their preferences instead
+    NOTHING = "nothing"  # suppressed, erased, bounced or complained: never mailed
+
+
+@dataclass(frozen=True)
+class SignUp:
+    reply: Reply
+    subscriber_id: int | None
+    email: str
+
+
+class LinkProblem(Exception):
+    """A link that does not lead to a member; `kind` picks the page and its HTTP status."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind  # "bad", "expired", "gone" (erased or never existed), "revoked", "used"
+
+
+class AddressRefused(Exception):
+    """A new address that cannot be used; the message says why, for the member who asked."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A member found through a link, and when that link was made (Unix seconds)."""
+
+    member: Subscriber
+    issued_at: int
+
+
+def seconds(moment: dt.datetime) -> int:
+    """A stored UTC time (naive) as Unix seconds, the unit tokens are dated in."""
+    return calendar.timegm(moment.utctimetuple())
+
+
+def member_for(session: Session, tokens: Tokens, purpose: str, token: str) -> Link:
+    """The member a link names, or `LinkProblem`: bad (tampered, malformed, wrong purpose), expired,
+    gone (erased), revoked (older than the member's "new links" request)."""
+    try:
+        subscriber_id, issued_at = tokens.read_timed(purpose, token, MAX_AGE[purpose])
+    except BadToken as error:
+        raise LinkProblem("expired" if error.reason == EXPIRED else "bad") from None
+    member = session.get(Subscriber, subscriber_id)
+    if member is None:
+        raise LinkProblem("gone")
+    if purpose in REVOCABLE and not link_is_current(member, issued_at):
+        raise LinkProblem("revoked")
+    return Link(member, issued_at)
+
+
+def link_is_current(member: Subscriber, issued_at: int) -> bool:
+    """False for a link made before the member revoked their links."""
+    return member.links_valid_from is None or issued_at >= seconds(member.links_valid_from)
+
+
+def sign_up(
+    session: Session, email: str, profile: Profile, wording_version: str, client: Client, source: str = "web"
+) -> SignUp:
+    """Ask to join: a new address becomes a pending member. Nothing about an existing member changes
+    until they confirm; what they asked for is kept in the consent record and applied then."""
+    normal = addresses.normalise(email)
+    if _suppressed(session, normal):
+        return SignUp(Reply.NOTHING, None, normal)
+    member = members.find(session, normal)
+    if member is None:
+        member = _new_pending(session, normal, profile)
+    if member.status in NOT_MAILED:
+        return SignUp(Reply.NOTHING, member.id, member.email)
+    if member.status == Status.ACTIVE:
+        return SignUp(Reply.ALREADY, member.id, member.email)
+    record(
+        session,
+        Action.SUBSCRIBED,
+        source,
+        subscriber_id=member.id,
+        wording_version=wording_version,
+        details=profile.as_details(),
+        **client.how(),
+    )
+    return SignUp(Reply.CONFIRM, member.id, member.email)
+
+
+def _new_pending(session: Session, email: str, profile: Profile) -> Subscriber:
+    member = Subscriber(
+        email=email,
+        email_key=addresses.key(email),
+        email_hash=addresses.address_hash(email),
+        name=profile.name,
+        organisation=profile.organisation,
+        sector=profile.sector,
+        region=profile.region,
+        format=profile.format,
+        status=Status.PENDING,
+        attributes={},
+    )
+    try:
+        with session.begin_nested():  # two sign-ups for one new address at once: the second finds the first
+            session.add(member)
+    except IntegrityError:
+        found = members.find(session, email)
+        assert found is not None
+        return found
+    return member
+
+
+def needs_confirming(member: Subscriber) -> bool:
+    return member.status in (Status.PENDING, Status.UNSUBSCRIBED)
+
+
+def confirm(session: Session, member: Subscriber, client: Client, source: str = "web") -> bool:
+    """Make a pending (or returning) member active with what they asked for; False if nothing to do."""
+    if not needs_confirming(member):
+        return False
+    asked = session.scalar(
+        select(ConsentRecord)
+        .where(ConsentRecord.subscriber_id == member.id, ConsentRecord.action == Action.SUBSCRIBED.value)
+        .order_by(ConsentRecord.created_at.desc(), ConsentRecord.id.desc())
+        .limit(1)
+    )
+    profile = Profile.from_details(asked.details or {}) if asked is not None else None
+    if profile is not None:
+        _apply_profile(member, profile, from_sign_up=True)
+        _set_topics(session, member, profile.topics)
+        for slug in profile.lists:
+            _join_list(session, member, slug)
+    now = utcnow()
+    member.status = Status.ACTIVE
+    member.confirmed_at = now
+    member.unsubscribed_at = None
+    record(
+        session,
+        Action.CONFIRMED,
+        source,
+        subscriber_id=member.id,
+        wording_version=asked.wording_version if asked is not None else None,
+        details={"lists": list(profile.lists)} if profile is not None else None,
+        **client.how(),
+    )
+    return True
+
+
+def current_profile(session: Session, member: Subscriber) -> Profile:
+    """The member's details as the preferences form shows them (lists they are still on)."""
+    view = members.describe(session, member)
+    return Profile(
+        name=member.name,
+        organisation=member.organisation,
+        sector=member.sector,
+        region=member.region,
+        topics=tuple(view.topics),
+        lists=tuple(slug for slug, on in view.lists if on),
+        format=member.format,
+    )
+
+
+def update_preferences(
+    session: Session, member: Subscriber, profile: Profile, client: Client, source: str = "preferences"
+) -> list[str]:
+    """Save the preferences form; returns the names of what changed (recorded when anything did).
+
+    Leaving a list goes through `members.unsubscribe`, so it is recorded like any other withdrawal.
+    """
+    before = current_profile(session, member)
+    was, now = _comparable(before), _comparable(profile)
+    changed = [name for name in now if was[name] != now[name]]
+    if not changed:
+        return []
+    _apply_profile(member, profile, from_sign_up=False)
+    _set_topics(session, member, profile.topics)
+    for slug in profile.lists:
+        if slug not in before.lists:
+            list_id = _join_list(session, member, slug)
+            record(
+                session, Action.JOINED_LIST, source, subscriber_id=member.id, list_id=list_id, **client.how()
+            )
+    for slug in before.lists:
+        if slug not in profile.lists:
+            members.unsubscribe(session, member, source, slug, **client.how())
+    record(
+        session,
+        Action.PREFERENCES,
+        source,
+        subscriber_id=member.id,
+        details={"changed": changed},
+        **client.how(),
+    )
+    return changed
+
+
+def request_email_change(session: Session, member: Subscriber, new_email: str) -> str | None:
+    """Keep the new address until a link sent to it is followed; returns the address to send that link
+    to, or None when nothing may be sent (the same address, or one that must never be mailed).
+    Raises `InvalidAddress`."""
+    normal = addresses.normalise(new_email)
+    if addresses.key(normal) == member.email_key or _suppressed(session, normal):
+        member.pending_email = member.pending_email_at = None
+        return None
+    member.pending_email = normal
+    member.pending_email_at = utcnow().replace(microsecond=0)
+    return normal
+
+
+def waiting_address(link: Link) -> str:
+    """The new address an address-change link confirms; `LinkProblem("used")` when no change waits or a
+    later one was asked for after this link was sent."""
+    member = link.member
+    if member.pending_email is None or member.pending_email_at is None:
+        raise LinkProblem("used")
+    if link.issued_at < seconds(member.pending_email_at):
+        raise LinkProblem("used")
+    return member.pending_email
+
+
+def confirm_email_change(session: Session, link: Link, client: Client, source: str = "web") -> str:
+    """Move the member to the address the link was sent to; returns it. `LinkProblem("used")` when the
+    link is not for the change still waiting, `AddressRefused` when the address cannot be used."""
+    member = link.member
+    new = waiting_address(link)
+    if _suppressed(session, new):
+        raise AddressRefused(
+            "we cannot send to this address: it asked not to be mailed, or mail to it was refused"
+        )
+    other = members.find(session, new)
+    if other is not None and other.id != member.id:
+        raise AddressRefused("this address already belongs to another member of the list")
+    old_hash = member.email_hash
+    member.email = new
+    member.email_key = addresses.key(new)
+    member.email_hash = addresses.address_hash(new)
+    member.pending_email = member.pending_email_at = None
+    record(
+        session,
+        Action.PREFERENCES,
+        source,
+        subscriber_id=member.id,
+        details={"changed": ["email"], "previous_email_hash": old_hash},
+        **client.how(),
+    )
+    return new
+
+
+def revoke_links(session: Session, member: Subscriber, client: Client, source: str = "preferences") -> int:
+    """Stop every preferences, confirmation and my-data link made until now; returns the cut-off
+    (Unix seconds), at which new links are made. Unsubscribe links keep working."""
+    now = utcnow().replace(microsecond=0)
+    member.links_valid_from = now
+    member.pending_email = member.pending_email_at = None
+    record(
+        session,
+        Action.PREFERENCES,
+        source,
+        subscriber_id=member.id,
+        details={"revoked_links": True},
+        **client.how(),
+    )
+    return seconds(now)
+
+
+def export(session: Session, member: Subscriber) -> dict[str, Any]:
+    """Everything held about the member, as plain JSON-ready data (UK GDPR right of access)."""
+    view = members.describe(session, member)
+    list_names = dict(session.execute(select(MailingList.slug, MailingList.name)).all())
+    since = dict(
+        session.execute(
+            select(MailingList.slug, Subscription.created_at)
+            .join(Subscription, Subscription.list_id == MailingList.id)
+            .where(Subscription.subscriber_id == member.id)
+        ).all()
+    )
+    deliveries = session.execute(
+        select(Delivery, Campaign.issue_slug, Campaign.subject)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.subscriber_id == member.id)
+        .order_by(Delivery.id)
+    ).all()
+    return {
+        "profile": {
+            "email": member.email,
+            "name": member.name,
+            "organisation": member.organisation,
+            "sector": member.sector,
+            "region": member.region,
+            "place": member.place,
+            "language": member.language,
+            "format": member.format.value,
+            "status": member.status.value,
+            "attributes": member.attributes,
+            "joined": _iso(member.created_at),
+            "updated": _iso(member.updated_at),
+            "confirmed": _iso(member.confirmed_at),
+            "unsubscribed": _iso(member.unsubscribed_at),
+            "email_change_waiting": member.pending_email,
+        },
+        "lists": [
+            {
+                "list": slug,
+                "name": list_names.get(slug, slug),
+                "subscribed": on,
+                "since": _iso(since.get(slug)),
+            }
+            for slug, on in view.lists
+        ],
+        "topics": view.topics,
+        "consent_records": [
+            {
+                "at": _iso(entry.created_at),
+                "action": entry.action,
+                "source": entry.source,
+                "wording_version": entry.wording_version,
+                "ip_address": entry.ip_address,
+                "user_agent": entry.user_agent,
+                "details": entry.details,
+            }
+            for entry in view.consent
+        ],
+        "deliveries": [
+            {
+                "campaign": delivery.campaign_id,
+                "issue": slug,
+                "subject": subject,
+                "status": delivery.status.value,
+                "attempts": delivery.attempts,
+                "sent": _iso(delivery.sent_at),
+                "message_id": delivery.message_id,
+            }
+            for delivery, slug, subject in deliveries
+        ],
+        "suppressed": view.suppressed,
+    }
+
+
+def erase(session: Session, member: Subscriber, source: str = "web") -> None:
+    """Erase the member at their own request: only the hashed suppression remains (`members.erase`)."""
+    members.erase(session, member, source)
+
+
+def _comparable(profile: Profile) -> dict[str, Any]:
+    """The profile with its lists and topics as sets: their order means nothing."""
+    return {
+        name: sorted(value) if isinstance(value, list) else value
+        for name, value in profile.as_details().items()
+    }
+
+
+def _suppressed(session: Session, email: str) -> bool:
+    digest = addresses.address_hash(email)
+    return session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is not None
+
+
+def _apply_profile(member: Subscriber, profile: Profile, from_sign_up: bool) -> None:
+    """Copy the profile onto the member. From the sign-up form (confirming), a field left empty keeps
+    what is held, and the format (not on that form) is left as the member chose it."""
+    for name in ("name", "organisation", "sector", "region"):
+        value = getattr(profile, name)
+        if value or not from_sign_up:
+            setattr(member, name, value if value or name in ("sector", "region") else "")
+    if not from_sign_up:
+        member.format = profile.format
+
+
+def _set_topics(session: Session, member: Subscriber, topics: Iterable[str]) -> None:
+    wanted = set(_ids(session, Topic, topics).values())
+    have = set(
+        session.scalars(select(SubscriberTopic.topic_id).where(SubscriberTopic.subscriber_id == member.id))
+    )
+    if have - wanted:
+        session.execute(
+            delete(SubscriberTopic).where(
+                SubscriberTopic.subscriber_id == member.id, SubscriberTopic.topic_id.in_(have - wanted)
+            )
+        )
+    session.add_all(
+        SubscriberTopic(subscriber_id=member.id, topic_id=topic) for topic in sorted(wanted - have)
+    )
+
+
+def _join_list(session: Session, member: Subscriber, slug: str) -> int | None:
+    list_id = _ids(session, MailingList, [slug]).get(slug)
+    if list_id is None:
+        return None
+    row = session.get(Subscription, (member.id, list_id))
+    if row is None:
+        session.add(Subscription(subscriber_id=member.id, list_id=list_id, subscribed=True))
+    else:
+        row.subscribed = True
+    return list_id
+
+
+def _ids(session: Session, model: type[Topic] | type[MailingList], slugs: Iterable[str]) -> dict[str, int]:
+    wanted = list(slugs)
+    if not wanted:
+        return {}
+    return dict(session.execute(select(model.slug, model.id).where(model.slug.in_(wanted))).all())
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.replace(tzinfo=dt.UTC).isoformat() if moment is not None else None

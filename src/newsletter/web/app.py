@@ -1,0 +1,190 @@
+"""The Flask app factory: `create_app(settings)` gives the subscriber pages, ready for any WSGI server.
+
+Everything a page needs (settings, the member database, tokens, the mailer, rate limits, the consent
+wording) is built once here and kept on the app as a `Site`; pages reach it with `site()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Flask, current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from newsletter.audience.membership import LinkProblem
+from newsletter.audience.service import Audience
+from newsletter.delivery.tokens import Tokens
+from newsletter.errors import UserError
+from newsletter.settings import Settings
+from newsletter.web import security
+from newsletter.web.mail import Mailer
+from newsletter.web.ratelimit import Limits, RateLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024  # the largest form is a few kilobytes
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The consent wording shown on the sign-up form, and its version (recorded with each sign-up)."""
+
+    version: str
+    wording: str
+
+    @classmethod
+    def load(cls, path: Path) -> Consent:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls(str(data["version"]), " ".join(str(data["wording"]).split()))
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+            raise UserError(f"{path}: needs a 'version' and a 'wording' ({error})") from None
+
+
+@dataclass
+class Site:
+    """What every page uses, built once per app."""
+
+    settings: Settings
+    audience: Audience
+    tokens: Tokens
+    mailer: Mailer
+    limiter: RateLimiter
+    limits: Limits
+    consent: Consent
+    csrf: security.Csrf
+
+    def url(self, path: str) -> str:
+        """An absolute link for an email: always from `base_url`, never from the request's Host."""
+        return self.settings.base_url.rstrip("/") + path
+
+
+class _App(Flask):
+    def select_jinja_autoescape(self, filename: str) -> bool:
+        """The theme's pages are `*.html.j2`: escape everything in them."""
+        return True
+
+
+def site() -> Site:
+    return current_app.extensions["newsletter"]  # type: ignore[no-any-return]
+
+
+def create_app(settings: Settings, *, limits: Limits | None = None, proxies: int = 0) -> Flask:
+    """The subscriber pages for `settings`. `proxies` is how many reverse proxies stand in front (their
+    X-Forwarded-For and -Proto are then trusted for the client's address); 0 trusts none."""
+    web_theme = settings.theme_dir / "web"
+    app = _App(
+        __name__,
+        template_folder=str(web_theme),
+        static_folder=str(web_theme / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    audience = Audience(settings)
+    audience.ready()
+    csrf = security.Csrf(settings.secret_key, secure_cookie=settings.base_url.startswith("https://"))
+    app.extensions["newsletter"] = Site(
+        settings=settings,
+        audience=audience,
+        tokens=Tokens(settings.secret_key),
+        mailer=Mailer(settings, web_theme),
+        limiter=RateLimiter(audience.database, settings.secret_key),
+        limits=limits or Limits(),
+        consent=Consent.load(web_theme / "consent.yaml"),
+        csrf=csrf,
+    )
+    app.jinja_env.globals.update(csrf_token=csrf.token, network=settings.network_name)
+    security.install(app, csrf)
+    _error_pages(app)
+    from newsletter.web import pages
+    from newsletter.web.archive import archive_blueprint
+
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(archive_blueprint(settings))  # the past issues at /archive/
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's SMTP connections and database pool (when the server stops)."""
+    here: Site = app.extensions["newsletter"]
+    here.mailer.close()
+    here.audience.close()
+
+
+ERRORS = {
+    400: ("Something in that request was not right", "Please go back and try again."),
+    404: ("Page not found", "Check the address, or use the link in your email again."),
+    405: ("That did not work", "This page cannot be used that way. Please go back and use its buttons."),
+    413: ("Too much to send", "What you sent is larger than any of our forms. Please go back and try again."),
+    429: ("Too many tries", "Please wait a while and try again."),
+    500: ("Sorry, something went wrong", "Nothing you did caused this. Please try again in a few minutes."),
+}
+
+LINK_PROBLEMS = {
+    # kind: (HTTP status, heading, what to do)
+    "bad": (
+        400,
+        "This link does not work",
+        "It may have been cut short or changed when it was copied. Open the link straight from the email, "
+        "or copy all of it.",
+    ),
+    "expired": (
+        410,
+        "This link has expired",
+        "Links to confirm something work for a few days only. Start again and we will email you a new one.",
+    ),
+    "gone": (
+        410,
+        "We hold nothing for this link",
+        "The details it pointed to were erased, so there is nothing to show or change, and we will not "
+        "email that address.",
+    ),
+    "revoked": (
+        410,
+        "This link was replaced",
+        "New links were asked for, and this older one no longer opens the page. Use the link in the most "
+        "recent email from us.",
+    ),
+    "used": (
+        410,
+        "This link has already been used",
+        "Nothing more needs doing. If you asked for another change since, use the link in the newest email.",
+    ),
+}
+
+
+def _error_pages(app: Flask) -> None:
+    """Friendly pages for every error: never a traceback, whatever went wrong."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int, dict[str, Any]]:
+        code = error.code or 500
+        heading, advice = ERRORS.get(code, ERRORS[400] if code < 500 else ERRORS[500])
+        headers = dict(error.get_headers())
+        headers.pop("Content-Type", None)
+        return render_template("error.html.j2", heading=heading, advice=advice, code=code), code, headers
+
+    @app.errorhandler(LinkProblem)
+    def link_problem(problem: LinkProblem) -> tuple[str, int]:
+        code, heading, advice = LINK_PROBLEMS[problem.kind]
+        return render_template(
+            "error.html.j2", heading=heading, advice=advice, code=code, subscribe=True
+        ), code
+
+    @app.errorhandler(Exception)
+    def crash(error: Exception) -> tuple[str, int]:
+        log.exception("error on %s %s", request.method, request.path)
+        heading, advice = ERRORS[500]
+        return render_template("error.html.j2", heading=heading, advice=advice, code=500), 500

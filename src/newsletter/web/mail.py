@@ -1,0 +1,133 @@
+"""The few emails the subscriber pages send (confirm a sign-up, your preferences link, confirm a new
+address, your new links), through the same SMTP transport as campaigns but one at a time.
+
+Each is a short text part and a plain HTML part from `templates/web/mail/notice.*.j2`; the words of
+each kind are below. They are transactional: no List-Unsubscribe, `Auto-Submitted: auto-generated`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from newsletter.delivery.message import sender_domain
+from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
+from newsletter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The words of one kind of email; `{network}` and `{email}` are filled in."""
+
+    subject: str
+    before: tuple[str, ...]
+    action: str
+    after: tuple[str, ...]
+
+
+NOTICES = {
+    "confirm": Notice(
+        subject="Please confirm your subscription to the {network} newsletter",
+        before=(
+            "Someone, hopefully you, asked for {email} to receive the {network}'s emails.",
+            "To confirm, open the link below and press the button on the page. The link works for 7 days.",
+        ),
+        action="Confirm my subscription",
+        after=("If this was not you, ignore this email: you will not hear from us again.",),
+    ),
+    "already": Notice(
+        subject="Your {network} subscription",
+        before=(
+            "Someone, hopefully you, asked for {email} to receive the {network}'s emails. "
+            "This address already receives them, so nothing has changed.",
+            "To choose what you receive, change your details or unsubscribe, use your preferences page:",
+        ),
+        action="My preferences",
+        after=("If this was not you, you can ignore this email.",),
+    ),
+    "email": Notice(
+        subject="Please confirm your new address for the {network} newsletter",
+        before=(
+            "Someone, hopefully you, asked for the {network}'s emails to come to {email} from now on.",
+            "To confirm, open the link below and press the button on the page. The link works for 2 days.",
+        ),
+        action="Use this address",
+        after=("If this was not you, ignore this email: nothing will change.",),
+    ),
+    "links": Notice(
+        subject="Your new {network} preferences link",
+        before=(
+            "You asked for new links to your {network} preferences. The links in earlier emails no longer "
+            "open your preferences (their unsubscribe links still work).",
+        ),
+        action="My preferences",
+        after=("Keep this email, or use the preferences link in the next newsletter.",),
+    ),
+}
+
+
+class Mailer:
+    """Builds and sends notices; one `SmtpTransport` shared by the server's threads (a connection each)."""
+
+    def __init__(self, settings: Settings, templates: Path) -> None:
+        self.settings = settings
+        self.transport = SmtpTransport(settings.smtp_url)
+        self.environment = Environment(
+            loader=FileSystemLoader(templates),
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.sender = parseaddr(settings.from_address)[1]
+        self.domain = sender_domain(settings)
+
+    def build(self, kind: str, to: str, url: str) -> bytes:
+        """The message as SMTP DATA bytes (CRLF line endings)."""
+        notice = NOTICES[kind]
+        words = {"network": self.settings.network_name, "email": to}
+        values = {
+            "subject": notice.subject.format(**words),
+            "before": [line.format(**words) for line in notice.before],
+            "action": notice.action,
+            "url": url,
+            "after": [line.format(**words) for line in notice.after],
+            "network": self.settings.network_name,
+            "postal_address": self.settings.postal_address,
+        }
+        chosen = policy.SMTPUTF8 if not to.isascii() else policy.SMTP
+        message = EmailMessage(policy=chosen)
+        message["From"] = self.settings.from_address
+        message["To"] = to
+        if self.settings.reply_to.strip():
+            message["Reply-To"] = self.settings.reply_to
+        message["Subject"] = values["subject"]
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message["Message-ID"] = make_msgid("nl.web", domain=self.domain)
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(self.environment.get_template("mail/notice.txt.j2").render(values))
+        message.add_alternative(
+            self.environment.get_template("mail/notice.html.j2").render(values), subtype="html"
+        )
+        return message.as_bytes()
+
+    def send(self, kind: str, to: str, url: str) -> Reply:
+        """Send one notice; a stale pooled connection is retried once. Failures are logged, not raised:
+        the visitor's page must not depend on (or reveal) what the relay said."""
+        data = self.build(kind, to, url)
+        reply = self.transport.send(self.sender, to, data)
+        if reply.outcome == Outcome.DEFERRED and reply.code == 0:
+            reply = self.transport.send(self.sender, to, data)
+        if reply.outcome != Outcome.SENT:
+            log.warning("%s email to a member not sent: %s", kind, reply)
+        return reply
+
+    def close(self) -> None:
+        self.transport.close()

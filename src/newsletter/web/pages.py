@@ -1,0 +1,460 @@
+"""The subscriber pages. Each reads its input, calls `audience.membership` in one transaction, and
+renders a page or sends an email. Nothing changes on GET: mail scanners in NHS and council networks
+open every link, so confirming, saving, unsubscribing and erasing happen only on a POST.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import BadRequest
+
+from newsletter.audience import addresses, members, membership
+from newsletter.audience.membership import Client, Link, LinkProblem, Reply
+from newsletter.db.models import Status, Subscriber
+from newsletter.web import forms
+from newsletter.web.app import site
+from newsletter.web.ratelimit import Limit
+
+blueprint = Blueprint("subscriber", __name__)
+
+ALREADY_CONFIRMED = "This address is already confirmed: there is nothing more to do."
+# When a form's CSRF token is missing or stale (a page left open for hours, cookies cleared).
+PRESS_AGAIN = "The page had expired, so nothing was changed. Please press the button again."
+ONE_CLICK = "One-Click"
+UNSUBSCRIBED = "You are unsubscribed"
+NO_MORE_EMAIL = (
+    "You will not receive any more emails from us."  # RFC 8058: the body is List-Unsubscribe=One-Click
+)
+
+
+def client() -> Client:
+    agent = request.user_agent.string
+    return Client(ip_address=request.remote_addr, user_agent=agent or None)
+
+
+def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    return render_template(template, **values), status
+
+
+def absolute(endpoint: str, **values: Any) -> str:
+    return site().url(url_for(endpoint, **values))
+
+
+def link(purpose: str, token: str) -> Link:
+    """The member behind the URL's token, for a page that only shows them (read in its own session)."""
+    with site().audience.database.session() as session:
+        return membership.member_for(session, site().tokens, purpose, token)
+
+
+def too_many(limit: Limit) -> tuple[str, int, dict[str, str]]:
+    body, status = page(
+        "error.html.j2",
+        429,
+        code=429,
+        heading="Too many tries",
+        advice=(
+            f"Please wait {limit.minutes()} minutes and try again. If you were trying to join, check your "
+            "inbox (and spam folder) first: the email may already be there."
+        ),
+    )
+    return body, status, {"Retry-After": str(limit.seconds)}
+
+
+# --- Sign up ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def home() -> Response:
+    return redirect(url_for("subscriber.subscribe"))  # type: ignore[return-value]
+
+
+@blueprint.get("/health")
+def health() -> tuple[str, int, dict[str, str]]:
+    """For a load balancer or uptime check: the process answers (the database is not touched)."""
+    return "ok\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def subscribe_form(
+    checked: forms.Checked | None = None, status: int = 200, problem: str = ""
+) -> tuple[str, int]:
+    vocabulary = site().audience.vocabulary
+    checked = checked or forms.Checked(
+        values={"lists": ["newsletter"] if "newsletter" in vocabulary.lists else []}
+    )
+    return page(
+        "subscribe.html.j2",
+        status,
+        values=checked.values,
+        errors=checked.errors,
+        problem=problem,
+        vocabulary=vocabulary,
+        consent=site().consent,
+    )
+
+
+@blueprint.get("/subscribe")
+def subscribe() -> tuple[str, int]:
+    return subscribe_form()
+
+
+@blueprint.post("/subscribe")
+def subscribe_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    here = site()
+    if not here.csrf.valid():
+        _, _, checked = forms.sign_up(request.form, here.audience.vocabulary)
+        checked.errors.clear()
+        return subscribe_form(
+            checked, 400, problem="This form had expired. Please check it and send it again."
+        )
+    if request.form.get("website"):  # the honeypot: people never see it, so only robots fill it in
+        return sent_page(request.form.get("email", ""))
+    if not here.limiter.hit("client", request.remote_addr or "", here.limits.per_client):
+        return too_many(here.limits.per_client)
+    address, profile, checked = forms.sign_up(request.form, here.audience.vocabulary)
+    if not checked.ok:
+        return subscribe_form(checked, 400)
+    if not here.limiter.hit("address", addresses.key(address), here.limits.per_address):
+        return too_many(here.limits.per_address)
+    with here.audience.database.session() as session:
+        outcome = membership.sign_up(session, address, profile, here.consent.version, client())
+    if outcome.reply == Reply.CONFIRM:
+        assert outcome.subscriber_id is not None
+        token = here.tokens.make("confirm", outcome.subscriber_id)
+        here.mailer.send("confirm", outcome.email, absolute("subscriber.confirm", token=token))
+    elif outcome.reply == Reply.ALREADY:
+        assert outcome.subscriber_id is not None
+        token = here.tokens.make("preferences", outcome.subscriber_id)
+        here.mailer.send("already", outcome.email, absolute("subscriber.preferences", token=token))
+    return sent_page(address)
+
+
+def sent_page(address: str) -> tuple[str, int]:
+    """The same page whoever the address belongs to: nobody can learn from it who is a member."""
+    return page("sent.html.j2", email=" ".join(str(address).split())[: forms.MAX_EMAIL])
+
+
+# --- Confirm ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/confirm/<token>")
+def confirm(token: str) -> tuple[str, int]:
+    member = link("confirm", token).member
+    return confirm_page(member, token)
+
+
+def confirm_page(member: Subscriber, token: str, status: int = 200, problem: str = "") -> tuple[str, int]:
+    if member.status == Status.ACTIVE:
+        return done_page("You are subscribed", ALREADY_CONFIRMED, member)
+    if not membership.needs_confirming(member):
+        raise LinkProblem("gone")
+    return page("confirm.html.j2", status, email=member.email, token=token, problem=problem)
+
+
+@blueprint.post("/confirm/<token>")
+def confirm_post(token: str) -> tuple[str, int]:
+    here = site()
+    with here.audience.database.session() as session:
+        member = membership.member_for(session, here.tokens, "confirm", token).member
+        if not here.csrf.valid():
+            return confirm_page(member, token, 400, problem=PRESS_AGAIN)
+        if member.status != Status.ACTIVE and not membership.needs_confirming(member):
+            raise LinkProblem("gone")
+        confirmed = membership.confirm(session, member, client())
+    if not confirmed:
+        return done_page("You are subscribed", ALREADY_CONFIRMED, member)
+    return done_page(
+        "You are subscribed",
+        f"Thank you: your subscription is confirmed. The next newsletter will come to {member.email}.",
+        member,
+    )
+
+
+def done_page(
+    heading: str, message: str, member: Subscriber | None = None, status: int = 200
+) -> tuple[str, int]:
+    """A short page saying what happened, with a fresh link to the member's preferences."""
+    preferences = None
+    if member is not None:
+        preferences = url_for("subscriber.preferences", token=site().tokens.make("preferences", member.id))
+    return page("done.html.j2", status, heading=heading, message=message, preferences=preferences)
+
+
+# --- Preferences -----------------------------------------------------------------------------------------
+
+
+NOTES = {
+    "saved": "Your changes are saved.",
+    "unchanged": "Nothing was changed.",
+    "email": "We have sent a link to your new address. Open it within 2 days to start using that address.",
+    "revoked": "Your old links no longer open this page. We have emailed you this new link: keep that email.",
+}
+
+
+@blueprint.get("/preferences/<token>")
+def preferences(token: str) -> tuple[str, int]:
+    here = site()
+    with here.audience.database.session() as session:
+        member = membership.member_for(session, here.tokens, "preferences", token).member
+        current = membership.current_profile(session, member)
+    values = current.as_details()
+    return preferences_page(
+        member, token, forms.Checked(values=values), note=NOTES.get(request.args.get("done", ""))
+    )
+
+
+def preferences_page(
+    member: Subscriber,
+    token: str,
+    checked: forms.Checked,
+    status: int = 200,
+    note: str | None = None,
+    email_checked: forms.Checked | None = None,
+    problem: str = "",
+) -> tuple[str, int]:
+    here = site()
+    return page(
+        "preferences.html.j2",
+        status,
+        member=member,
+        token=token,
+        values=checked.values,
+        errors=checked.errors,
+        email_values=(email_checked or forms.Checked()).values,
+        email_errors=(email_checked or forms.Checked()).errors,
+        vocabulary=here.audience.vocabulary,
+        note=note,
+        problem=problem,
+        unsubscribe_token=here.tokens.make("unsubscribe", member.id),
+        data_token=here.tokens.make("data", member.id),
+    )
+
+
+@blueprint.post("/preferences/<token>")
+def preferences_post(token: str) -> Any:
+    """Save the form, ask for a new address, or ask for new links (`action`)."""
+    here = site()
+    action = request.form.get("action", "save")
+    if action not in ("save", "email", "revoke"):
+        raise BadRequest("unknown action")
+    with here.audience.database.session() as session:
+        member = membership.member_for(session, here.tokens, "preferences", token).member
+        if not here.csrf.valid():
+            values = membership.current_profile(session, member).as_details()
+            return preferences_page(
+                member,
+                token,
+                forms.Checked(values=values),
+                400,
+                problem="The page had expired, so nothing was changed. Please make your changes again.",
+            )
+        if action == "save":
+            response = save_preferences(session, member, token)
+        elif action == "email":
+            response = change_address(session, member, token)
+        else:
+            response = new_links(session, member)
+    for send in g.pop("after_commit", []):  # mail only what the database now holds
+        send()
+    return response
+
+
+def after_commit(send: Callable[[], object]) -> None:
+    """Run `send` once the request's transaction has committed."""
+    g.setdefault("after_commit", []).append(send)
+
+
+def save_preferences(session: Session, member: Subscriber, token: str) -> Any:
+    checked = forms.Checked()
+    profile = forms.profile(request.form, site().audience.vocabulary, checked, with_format=True)
+    if not checked.ok:
+        return preferences_page(member, token, checked, 400)
+    changed = membership.update_preferences(session, member, profile, client())
+    done = "saved" if changed else "unchanged"
+    return redirect(url_for("subscriber.preferences", token=token, done=done), 303)
+
+
+def change_address(session: Session, member: Subscriber, token: str) -> Any:
+    """Keep the new address and email a link to it (rate limited like sign-ups: it mails an address
+    the visitor typed). A suppressed address is never mailed; the page does not say so."""
+    here = site()
+    checked = forms.Checked()
+    new = forms.email(request.form, "new_email", checked)
+    if not checked.ok:
+        values = membership.current_profile(session, member).as_details()
+        return preferences_page(member, token, forms.Checked(values=values), 400, email_checked=checked)
+    if addresses.key(new) == member.email_key:
+        return redirect(url_for("subscriber.preferences", token=token, done="unchanged"), 303)
+    if not here.limiter.hit("address", addresses.key(new), here.limits.per_address):
+        return too_many(here.limits.per_address)
+    send_to = membership.request_email_change(session, member, new)
+    if send_to is not None:
+        link = absolute("subscriber.change_email", token=here.tokens.make("email", member.id))
+        after_commit(lambda: here.mailer.send("email", send_to, link))
+    return redirect(url_for("subscriber.preferences", token=token, done="email"), 303)
+
+
+def new_links(session: Session, member: Subscriber) -> Any:
+    """Revoke the member's links, email them the new one, and take them to it."""
+    here = site()
+    if not here.limiter.hit("address", member.email_key, here.limits.per_address):
+        return too_many(here.limits.per_address)
+    membership.revoke_links(session, member, client())
+    fresh = here.tokens.make("preferences", member.id)
+    link, address = absolute("subscriber.preferences", token=fresh), member.email
+    after_commit(lambda: here.mailer.send("links", address, link))
+    return redirect(url_for("subscriber.preferences", token=fresh, done="revoked"), 303)
+
+
+# --- A new address ---------------------------------------------------------------------------------------
+
+
+@blueprint.get("/email/<token>")
+def change_email(token: str) -> tuple[str, int]:
+    found = link("email", token)
+    return change_email_page(found, token)
+
+
+def change_email_page(found: Link, token: str, status: int = 200, problem: str = "") -> tuple[str, int]:
+    member = found.member
+    new = membership.waiting_address(found)
+    return page("email.html.j2", status, old=member.email, new=new, token=token, problem=problem)
+
+
+@blueprint.post("/email/<token>")
+def change_email_post(token: str) -> tuple[str, int]:
+    here = site()
+    with here.audience.database.session() as session:
+        found = membership.member_for(session, here.tokens, "email", token)
+        if not here.csrf.valid():
+            return change_email_page(found, token, 400, problem=PRESS_AGAIN)
+        try:
+            new = membership.confirm_email_change(session, found, client())
+        except membership.AddressRefused as refused:
+            return page(
+                "done.html.j2",
+                409,
+                heading="We could not change your address",
+                message=str(refused).capitalize() + ".",
+                preferences=None,
+            )
+        member = found.member
+    return done_page("Your address is changed", f"From now on our emails go to {new}.", member)
+
+
+# --- Unsubscribe -----------------------------------------------------------------------------------------
+
+
+def unsubscribe_page(found: Link, token: str, status: int = 200, problem: str = "") -> tuple[str, int]:
+    here = site()
+    member = found.member
+    with here.audience.database.session() as session:
+        view = members.describe(session, member)
+    names = here.audience.vocabulary.lists
+    on = [(slug, names.get(slug, slug)) for slug, subscribed in view.lists if subscribed]
+    preferences = None
+    if membership.link_is_current(member, found.issued_at):  # an older link must not get round a revocation
+        preferences = url_for("subscriber.preferences", token=here.tokens.make("preferences", member.id))
+    return page(
+        "unsubscribe.html.j2",
+        status,
+        member=member,
+        token=token,
+        lists=on,
+        preferences=preferences,
+        problem=problem,
+        unsubscribed=member.status == Status.UNSUBSCRIBED,
+    )
+
+
+@blueprint.get("/unsubscribe/<token>")
+def unsubscribe(token: str) -> tuple[str, int]:
+    return unsubscribe_page(link("unsubscribe", token), token)
+
+
+@blueprint.post("/unsubscribe/<token>")
+def unsubscribe_post(token: str) -> tuple[str, int]:
+    """RFC 8058 one-click (no cookie, no CSRF token: the link is the authority), or the page's buttons."""
+    here = site()
+    one_click = request.form.get("List-Unsubscribe") == ONE_CLICK
+    with here.audience.database.session() as session:
+        try:
+            found = membership.member_for(session, here.tokens, "unsubscribe", token)
+        except LinkProblem as problem:
+            if one_click and problem.kind == "gone":  # erased: nothing held, nothing will be sent
+                return done_page(UNSUBSCRIBED, "We hold no details for this link and will not email you.")
+            raise
+        member = found.member
+        if one_click:
+            members.unsubscribe(session, member, "one-click", **client().how())
+            return done_page(UNSUBSCRIBED, NO_MORE_EMAIL)  # 200, never a redirect (RFC 8058)
+        if not here.csrf.valid():
+            return unsubscribe_page(found, token, 400, problem=PRESS_AGAIN)
+        choice = request.form.get("list", "")
+        if choice and choice not in here.audience.vocabulary.lists:
+            raise BadRequest("unknown list")
+        members.unsubscribe(session, member, "unsubscribe page", choice or None, **client().how())
+    # A fresh preferences link only for a link made since the member last revoked theirs.
+    current = member if membership.link_is_current(member, found.issued_at) else None
+    if choice:
+        name = here.audience.vocabulary.lists[choice]
+        return done_page(
+            "You have left a list",
+            f"You will no longer receive “{name}”. Your other lists are unchanged.",
+            current,
+        )
+    return done_page(UNSUBSCRIBED, NO_MORE_EMAIL, current)
+
+
+# --- My data ---------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/data/<token>")
+def data(token: str) -> tuple[str, int]:
+    member = link("data", token).member
+    return page("data.html.j2", email=member.email, token=token)
+
+
+@blueprint.get("/data/<token>/download")
+def data_download(token: str) -> Response:
+    here = site()
+    with here.audience.database.session() as session:
+        member = membership.member_for(session, here.tokens, "data", token).member
+        held = membership.export(session, member)
+    body = json.dumps(held, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-newsletter-data.json"'},
+    )
+
+
+@blueprint.get("/data/<token>/erase")
+def erase(token: str) -> tuple[str, int]:
+    member = link("data", token).member
+    return page("erase.html.j2", email=member.email, token=token, problem="")
+
+
+@blueprint.post("/data/<token>/erase")
+def erase_post(token: str) -> tuple[str, int]:
+    here = site()
+    with here.audience.database.session() as session:
+        member = membership.member_for(session, here.tokens, "data", token).member
+        if not here.csrf.valid():
+            return page(
+                "erase.html.j2",
+                400,
+                email=member.email,
+                token=token,
+                problem=PRESS_AGAIN,
+            )
+        membership.erase(session, member)
+    return done_page(
+        "Your details are erased",
+        "Everything we held about you is gone. We keep only a one-way fingerprint of your address, so that we "
+        "never email it or import it again.",
+    )

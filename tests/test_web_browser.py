@@ -1,0 +1,233 @@
+"""A member's whole journey in real headless Chromium against `newsletter serve` (waitress, a child
+process on loopback) with a real SMTP server: sign up through the form, open the emailed link and
+confirm, change topics, receive a real campaign, and leave with the RFC 8058 one-click POST its
+List-Unsubscribe header names. The database is checked after every step; screenshots of each page at
+375 px and 1280 px go to test-artifacts/ (web-*.png)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page
+from sqlalchemy import func, select
+
+from browser_support import launch_browser, open_page, overflow, screenshot
+from newsletter.audience.service import Audience
+from newsletter.db.models import Status, Subscriber
+from newsletter.delivery.service import Sending
+from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.web.process import ServeProcess, free_port
+from web_support import web_settings
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = (375, 1280)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launch_browser()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The real server with base_url pointing at itself, its database, and the SMTP server it mails."""
+    port = free_port()
+    with RecordingSMTPServer() as smtp:
+        settings = web_settings(
+            f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port, base_url=f"http://127.0.0.1:{port}"
+        )
+        audience = Audience(settings)
+        audience.upgrade()
+        with ServeProcess(settings, port=port) as server:
+            yield server, audience, smtp
+            assert "Traceback" not in server.log(), server.log()
+        audience.close()
+
+
+def look(browser: Browser, url: str, name: str) -> None:
+    """Screenshots of a page at phone and desktop widths; nothing may stick out sideways."""
+    for width in WIDTHS:
+        page = open_page(browser, url, width)
+        screenshot(page, f"web-{name}-{width}px")
+        assert overflow(page) == 0, (name, width)
+        page.close()
+
+
+def mail_link(smtp: RecordingSMTPServer, count: int, to: str, base: str) -> str:
+    assert smtp.wait_for(count, timeout=10)
+    message = smtp.messages[count - 1].message()
+    assert message["To"].addresses[0].addr_spec == to
+    text = message.get_body(("plain",)).get_content()
+    return re.search(re.escape(base) + r"/[a-z]+/[A-Za-z0-9._-]+", text).group(0)
+
+
+def test_sign_up_confirm_change_topics_receive_an_issue_and_unsubscribe_in_one_click(browser, served):
+    server, audience, smtp = served
+    base = server.url
+
+    # 1. The form, filled in on a phone with a name that is not HTML.
+    look(browser, f"{base}/subscribe", "subscribe")
+    page = open_page(browser, f"{base}/subscribe", 375)
+    page.get_by_label("Email address").fill("Jo.Bloggs@example.org")
+    page.get_by_label("Your name").fill("Jo <b>Bloggs</b>")
+    page.get_by_label("Organisation").fill("Acme Trust")
+    page.get_by_label("Region").select_option("wales")
+    page.get_by_label("Housing, homes and places").check()
+    page.get_by_label("Events and conference news").check()
+    page.get_by_label("I would like to receive").check()
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    screenshot(page, "web-sent-375px")
+    pending = audience.member("jo.bloggs@example.org")
+    assert pending.subscriber.status == Status.PENDING
+    assert pending.subscriber.name == "Jo <b>Bloggs</b>"
+    assert [record.action for record in pending.consent] == ["subscribed"]
+
+    # 2. The confirmation email; its link shows a button, and only pressing it confirms.
+    confirm_url = mail_link(smtp, 1, "Jo.Bloggs@example.org", base)
+    assert urlsplit(confirm_url).path.startswith("/confirm/")
+    look(browser, confirm_url, "confirm")
+    page.goto(confirm_url)
+    assert audience.member("jo.bloggs@example.org").subscriber.status == Status.PENDING
+    page.get_by_role("button", name="Confirm my subscription").click()
+    page.get_by_role("heading", name="You are subscribed").wait_for()
+    confirmed = audience.member("jo.bloggs@example.org")
+    assert confirmed.subscriber.status == Status.ACTIVE
+    record = confirmed.consent[-1]
+    assert record.action == "confirmed" and record.ip_address == "127.0.0.1"
+    assert "HeadlessChrome" in record.user_agent and record.wording_version
+    assert confirmed.lists == [("events", True), ("newsletter", True)]
+    assert confirmed.topics == ["housing"]
+
+    # 3. Preferences: change topics, with the keyboard as much as with the pointer.
+    page.get_by_role("link", name="Change what you receive").click()
+    page.get_by_role("heading", name="Your preferences").wait_for()
+    preferences_url = page.url
+    look(browser, preferences_url, "preferences")
+    assert page.get_by_label("Your name").input_value() == "Jo <b>Bloggs</b>"  # shown as text
+    page.get_by_label("Housing, homes and places").uncheck()
+    page.get_by_label("Early years").focus()
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save my preferences").click()
+    page.get_by_text("Your changes are saved.").wait_for()
+    screenshot(page, "web-preferences-saved-375px")
+    changed = audience.member("jo.bloggs@example.org")
+    assert "housing" not in changed.topics and "early-years" in changed.topics
+    assert changed.consent[-1].action == "preferences_changed"
+    # The my-data pages, looked at only (opening them changes nothing).
+    page.get_by_role("link", name="Download or erase your data").click()
+    page.get_by_role("heading", name="Your data").wait_for()
+    look(browser, page.url, "data")
+    look(browser, f"{page.url}/erase", "erase")
+    assert audience.member("jo.bloggs@example.org").subscriber.status == Status.ACTIVE
+
+    # 4. A real campaign to the newsletter list, delivered by a worker to the same SMTP server.
+    sending = Sending(audience.settings)
+    try:
+        _, size = sending.send("2023-10", ["newsletter"])
+        assert size == 1
+        stats = sending.work(once=True)
+        assert stats.sent == 1
+    finally:
+        sending.close()
+    assert smtp.wait_for(2, timeout=10)
+    issue = smtp.messages[1].message()
+    assert issue["To"].addresses[0].addr_spec == "Jo.Bloggs@example.org"
+    assert issue["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe_url = issue["List-Unsubscribe"].strip().removeprefix("<").removesuffix(">")
+    assert unsubscribe_url.startswith(f"{base}/unsubscribe/")
+    look(browser, unsubscribe_url, "unsubscribe")  # the page only: looking changes nothing
+    assert audience.member("jo.bloggs@example.org").subscriber.status == Status.ACTIVE
+
+    # 5. The mail provider's one-click POST: no cookie, no CSRF token, answered 200.
+    parts = urlsplit(unsubscribe_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.request(
+        "POST",
+        parts.path,
+        body="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Location") is None and response.getheader("Set-Cookie") is None
+    connection.close()
+    gone = audience.member("jo.bloggs@example.org")
+    assert gone.subscriber.status == Status.UNSUBSCRIBED
+    assert (gone.consent[-1].action, gone.consent[-1].source) == ("unsubscribed", "one-click")
+    page.close()
+
+
+def test_the_form_is_usable_with_the_keyboard_and_errors_are_tied_to_fields(browser, served):
+    server, audience, _ = served
+    page: Page = open_page(browser, f"{server.url}/subscribe", 375)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the main content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "field-email"
+    # Submitting with the keyboard and nothing filled in: every problem is named and tied to its field.
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Please check these").wait_for()
+    screenshot(page, "web-subscribe-errors-375px")
+    assert overflow(page) == 0
+    email = page.locator("#field-email")
+    assert email.get_attribute("aria-invalid") == "true"
+    assert "error-email" in email.get_attribute("aria-describedby")
+    assert page.locator("#error-email").inner_text().startswith("Error:")
+    assert page.locator("#field-consent").get_attribute("aria-invalid") == "true"
+    # The honeypot is never reached with Tab.
+    reached = set()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.name || document.activeElement.id"))
+    assert "website" not in reached
+    with audience.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    page.close()
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _rgb(css: str) -> tuple[int, int, int]:
+    r, g, b = (int(part) for part in re.findall(r"\d+", css)[:3])
+    return r, g, b
+
+
+def test_text_meets_wcag_aa_contrast(browser, served):
+    server, _, _ = served
+    page = open_page(browser, f"{server.url}/subscribe", 375)
+    page.get_by_role("button", name="Subscribe").click()  # with the error styles showing
+    page.get_by_role("heading", name="Please check these").wait_for()
+    samples = page.evaluate(
+        """() => {
+            const opaque = (e) => {
+                for (; e; e = e.parentElement) {
+                    const bg = getComputedStyle(e).backgroundColor;
+                    if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
+                }
+                return 'rgb(255, 255, 255)';
+            };
+            const picked = 'h1, p, label, legend, a, button, .hint, .field-error, .error-summary a, .network';
+            return [...document.querySelectorAll(picked)]
+                .filter(e => e.offsetParent !== null && e.textContent.trim())
+                .map(e => [e.tagName + '.' + e.className, getComputedStyle(e).color, opaque(e)]);
+        }"""
+    )
+    assert len(samples) > 20
+    for name, color, background in samples:
+        light, dark = sorted((_luminance(_rgb(color)), _luminance(_rgb(background))), reverse=True)
+        ratio = (light + 0.05) / (dark + 0.05)
+        assert ratio >= 4.5, (name, color, background, round(ratio, 2))
+    page.close()
