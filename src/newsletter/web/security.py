@@ -38,6 +38,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# The archive shows issues' story images, which may live on other https sites (the email links them so
+# too); nothing else on those public pages loads from elsewhere. The subscriber pages keep 'self'.
+ARCHIVE_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("img-src 'self'", "img-src 'self' https:")
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -92,11 +95,13 @@ def install(app: Flask, csrf: Csrf) -> None:
     def headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        policy = (
+            ARCHIVE_CONTENT_SECURITY_POLICY if request.blueprint == "archive" else CONTENT_SECURITY_POLICY
+        )
         styles = _inline_styles(response)
         if styles:
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-                "style-src 'self'", "style-src 'self' " + " ".join(styles)
-            )
+            policy = policy.replace("style-src 'self'", "style-src 'self' " + " ".join(styles))
+        response.headers["Content-Security-Policy"] = policy
         if "Cache-Control" not in response.headers:
             # Pages that do not say otherwise (the token pages hold personal details, the forms a
             # CSRF token) are never kept by the browser or a proxy.
