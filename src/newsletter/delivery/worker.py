@@ -38,6 +38,10 @@ from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
 
 STATUS_CHECK_SECONDS = 0.5
+# Messages built ahead of the senders, as a multiple of `concurrency`: the loop sometimes stops to
+# render a variant or record replies, and the connections should not go idle meanwhile. Built but
+# unsent messages are only bytes in memory: a crash sends none of them twice.
+AHEAD = 3
 RECORD_SECONDS = 0.05  # the longest a reply waits to be recorded
 MAX_PREPARED = 1024
 
@@ -120,6 +124,19 @@ class _Senders:
         if isinstance(reply, BaseException):  # a bug, not the relay: the transport never raises for those
             raise reply
         return row, reply
+
+    def take_back(self) -> list[ledger.Claimed]:
+        """The messages still waiting for a free connection, withdrawn (a stop or a pause)."""
+        taken = []
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return taken
+            if job is None:  # closing: leave the sign for the threads
+                self.jobs.put(None)
+                return taken
+            taken.append(self.in_flight.pop(job[0].delivery_id))
 
     def close(self) -> None:
         for _ in self.threads:
@@ -258,12 +275,13 @@ class Worker:
                     )
                 renew_at = time.monotonic() + self.lease_seconds / 3
             if stop.is_set() or self._status(row.campaign_id) != CampaignStatus.SENDING:
+                unsent += senders.take_back()  # built but not yet on a connection: not sent either
                 unsent.append(row)
                 continue
             if not row.mailable:
                 replies.add(row, None)
                 continue
-            while len(senders.in_flight) >= self.concurrency:
+            while len(senders.in_flight) >= self.concurrency * AHEAD:  # queued or being sent
                 replies.wait_for(senders)
             prepared = self._messages(row.campaign_id).for_recipient(row)
             recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)

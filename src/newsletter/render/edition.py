@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import css_inline
@@ -108,7 +109,7 @@ class Renderer:
         layout, contents = hold_text(source)
         if contents:
             try:
-                restored = restore_text(mjml2html(layout, disable_comments=True), contents)
+                restored = restore_text(_compile_layout(layout), contents)
             except Exception:  # an unusual layout: the whole compile below decides
                 restored = None
             if restored is not None:
@@ -164,6 +165,12 @@ class Renderer:
 
 
 _TEXT_OPEN, _TEXT_CLOSE, _HELD = "<mj-text", "</mj-text>", "nl-held-text-"
+
+
+@lru_cache(maxsize=256)
+def _compile_layout(layout: str) -> str:
+    """A layout compiled once: an issue's variants mostly differ in their texts, not their layout."""
+    return mjml2html(layout, disable_comments=True)
 
 
 def hold_text(source: str) -> tuple[str, list[str]]:
