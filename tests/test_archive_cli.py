@@ -20,7 +20,7 @@ def run(*args: str):
 def test_archive_build_writes_the_site_and_says_what_it_did(project):
     result = run("archive", "build", "--out", "public")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Archive built in public/archive: 1 issues, ")
+    assert result.stdout.startswith("Archive built in public/archive: 1 issue, ")
     assert "0 drafts left out" in result.stdout
     for path in ("index.html", "2023-10/index.html", "feed.xml", "sitemap.xml", "search.json"):
         assert (project / "public" / "archive" / path).is_file(), path

@@ -224,3 +224,7 @@ def test_demo_writes_email_text_and_preview(project):
     assert 'src="email.html"' in page
     assert "%%unsubscribe_url%%" in page
     assert "check:    2023-10: ready:" in result.output
+    archive = project / "out" / "site" / "archive"
+    assert "archive:  Archive built in" in result.output and ": 1 issue, " in result.output
+    issue_page = (archive / "2023-10" / "index.html").read_text(encoding="utf-8")
+    assert "October 2023 Newsletter" in issue_page and (archive / "feed.xml").is_file()

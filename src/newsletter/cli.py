@@ -143,7 +143,7 @@ def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
     """The whole job on embedded defaults: check, render and preview the sample issue, import the
-    sample members, and send the issue to a segment through a local SMTP sink."""
+    sample members, send the issue to a segment through a local SMTP sink, and build the archive."""
     from newsletter import demo as demo_run
 
     settings = _settings(ctx)
@@ -168,7 +168,8 @@ def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
         ctx.invoke(preview, slug=demo_run.SAMPLE_ISSUE, host="127.0.0.1", port=8000)
     else:
         click.echo(
-            f"Next: newsletter preview {demo_run.SAMPLE_ISSUE} (live, reloads on save); newsletter campaigns"
+            f"Next: newsletter preview {demo_run.SAMPLE_ISSUE} (live, reloads on save); newsletter campaigns; "
+            "newsletter serve --debug (the subscriber pages and the archive on http://127.0.0.1:8000)"
         )
 
 

@@ -2,8 +2,9 @@
 
 Check, render and preview the sample issue; create the SQLite database and
 import the sample members; start a local SMTP sink; send the issue to a
-segment through the real pipeline (ledger, personalised variants, SMTP); and
-say where the mail landed and what it looks like. Nothing leaves loopback.
+segment through the real pipeline (ledger, personalised variants, SMTP); say
+where the mail landed and what it looks like; and build the web archive the
+emails' "view in browser" links point at. Nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import email.policy
 from collections.abc import Callable
 from pathlib import Path
 
+from newsletter.archive.build import build as build_archive
 from newsletter.audience.service import Audience
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
@@ -57,6 +59,10 @@ def run(
         _send(settings, audience, out_dir / "sink", say, progress)
     finally:
         audience.close()
+    site = out_dir / "site"
+    report = build_archive(settings, site)
+    say(f"archive:  {report.summary()}")
+    say(f"  open {display_path(site / 'archive' / 'index.html')} in a browser, or serve the whole site")
 
 
 def _send(

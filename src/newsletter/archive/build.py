@@ -36,7 +36,7 @@ class BuildReport:
 
     def summary(self) -> str:
         return (
-            f"Archive built in {display_path(self.out_dir / FOLDER)}: {self.issues} issues, "
+            f"Archive built in {display_path(self.out_dir / FOLDER)}: {self.issues} issue{'s' if self.issues != 1 else ''}, "
             f"{self.pages} files, search index {self.search_bytes / 1024:.0f} KB, "
             f"{self.drafts} draft{'s' if self.drafts != 1 else ''} left out, {self.seconds:.1f} s"
         )
