@@ -178,42 +178,30 @@ def hold_text(source: str) -> tuple[str, list[str]]:
     MJML trims them. A source that already holds marker text is returned whole, nothing held."""
     if _HELD in source:
         return source, []
-    pieces: list[str] = []
+    pieces = source.split(_TEXT_CLOSE)  # each piece but the last ends with an opening tag and its content
     contents: list[str] = []
-    position = 0
-    while (start := source.find(_TEXT_OPEN, position)) >= 0:
-        tag_end = source.find(">", start)
-        if tag_end < 0:
-            break
-        if source[start + len(_TEXT_OPEN)] not in " \t\r\n>" or source[tag_end - 1] == "/":
-            pieces.append(source[position : tag_end + 1])  # another tag, or an empty <mj-text ... />
-            position = tag_end + 1
-            continue
-        close = source.find(_TEXT_CLOSE, tag_end)
-        if close < 0:
-            break
-        pieces += [source[position : tag_end + 1], f"{_HELD}{len(contents)}x"]
-        contents.append(source[tag_end + 1 : close].strip())
-        position = close
-    pieces.append(source[position:])
-    return "".join(pieces), contents
+    for number, piece in enumerate(pieces[:-1]):
+        start = piece.rfind(_TEXT_OPEN)
+        tag_end = piece.find(">", start)
+        if start < 0 or tag_end < 0 or piece[start + len(_TEXT_OPEN)] not in " \t\r\n>":
+            return source, []  # not the shape the theme writes: compile it whole
+        contents.append(piece[tag_end + 1 :].strip())
+        pieces[number] = f"{piece[: tag_end + 1]}{_HELD}{number}x"
+    return _TEXT_CLOSE.join(pieces), contents
 
 
 def restore_text(html: str, contents: list[str]) -> str | None:
     """Compiled HTML with each held content back where its marker is; None unless every marker
     came through exactly once and in order."""
-    pieces: list[str] = []
-    position = 0
-    for number, content in enumerate(contents):
-        marker = f"{_HELD}{number}x"
-        found = html.find(marker, position)
-        if found < 0:
+    pieces = html.split(_HELD)
+    if len(pieces) != len(contents) + 1:
+        return None
+    for number, content in enumerate(contents, start=1):
+        marker = f"{number - 1}x"
+        if not pieces[number].startswith(marker):
             return None
-        pieces += [html[position:found], content]
-        position = found + len(marker)
-    pieces.append(html[position:])
-    restored = "".join(pieces)
-    return None if html.count(_HELD) != len(contents) else restored
+        pieces[number] = content + pieces[number][len(marker) :]
+    return "".join(pieces)
 
 
 def long_date(value: dt.date) -> str:
