@@ -11,10 +11,12 @@ the time. On PostgreSQL (psycopg) the rows go in with COPY instead.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, Enum, Table
+from sqlalchemy import Boolean, Connection, DateTime, Dialect, Enum, Table
+from sqlalchemy.types import TypeEngine
 
 
 class BulkInsert:
@@ -63,6 +65,15 @@ class BulkInsert:
         with cursor.copy(self.copy_sql) as copy:
             for row in values:
                 copy.write_row(row)
+
+
+def bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """How the dialect hands the driver a value of this type (dates as SQLite stores them, enums as
+    their values); identity where the driver takes the value as it is."""
+    process = column_type._cached_bind_processor(dialect)
+    if process is None:
+        return lambda value: value.value if isinstance(value, enum.Enum) else value
+    return process
 
 
 class _Remembered(dict):

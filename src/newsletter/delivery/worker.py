@@ -223,6 +223,7 @@ class Worker:
         self.messages: dict[int, _CampaignMessages] = {}
         self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
         self.stats = WorkerStats()
+        self.sent_recorder: ledger.SentRecorder | None = None
 
     def run(
         self,
@@ -255,6 +256,9 @@ class Worker:
             senders.close()
             scheduler.shutdown()
             self.transport.close()
+            if self.sent_recorder is not None:
+                self.sent_recorder.close()
+                self.sent_recorder = None
             self.stats.variants_rendered = sum(messages.rendered for messages in self.messages.values())
         return self.stats
 
@@ -307,9 +311,13 @@ class Worker:
                 for row, reply in others:
                     self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
         else:
-            with self.audience.database.engine.begin() as connection:
-                ledger.record_sent(connection, sent)  # type: ignore[arg-type]
+            self._recorder()(sent)  # type: ignore[arg-type]
         self.stats.sent += len(sent)
+
+    def _recorder(self) -> ledger.SentRecorder:
+        if self.sent_recorder is None:
+            self.sent_recorder = ledger.SentRecorder(self.audience.database.engine)
+        return self.sent_recorder
 
     def _release(self, rows: list[ledger.Claimed]) -> None:
         if rows:
