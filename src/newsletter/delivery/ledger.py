@@ -107,6 +107,33 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
     return count or 0
 
 
+# What a worker needs of each row it leased, and the member's topics: built once, with one
+# expanding parameter for the ids (not a statement of a few hundred literals each time).
+CLAIMED_ROWS = (
+    select(
+        Delivery.id,
+        Delivery.campaign_id,
+        Delivery.subscriber_id,
+        Delivery.message_id,
+        Delivery.attempts,
+        Subscriber.email,
+        Subscriber.name,
+        Subscriber.region,
+        Subscriber.format,
+        (Subscriber.status == Status.ACTIVE)
+        & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+    )
+    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Delivery.id)
+)
+CLAIMED_TOPICS = (
+    select(SubscriberTopic.subscriber_id, Topic.slug)
+    .join(Topic, Topic.id == SubscriberTopic.topic_id)
+    .where(SubscriberTopic.subscriber_id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything.
 
@@ -149,31 +176,9 @@ def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> li
         ids.extend(leased.scalars())
     if not ids:
         return []
-    rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.campaign_id,
-            Delivery.subscriber_id,
-            Delivery.message_id,
-            Delivery.attempts,
-            Subscriber.email,
-            Subscriber.name,
-            Subscriber.region,
-            Subscriber.format,
-            (Subscriber.status == Status.ACTIVE)
-            & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
-        )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.id)
-    ).all()
-    subscriber_ids = [row[2] for row in rows]
+    rows = session.execute(CLAIMED_ROWS, {"ids": ids}).all()
     topics: dict[int, list[str]] = {}
-    for subscriber_id, slug in session.execute(
-        select(SubscriberTopic.subscriber_id, Topic.slug)
-        .join(Topic, Topic.id == SubscriberTopic.topic_id)
-        .where(SubscriberTopic.subscriber_id.in_(subscriber_ids))
-    ):
+    for subscriber_id, slug in session.execute(CLAIMED_TOPICS, {"ids": [row[2] for row in rows]}):
         topics.setdefault(subscriber_id, []).append(slug)
     return [
         Claimed(
