@@ -273,6 +273,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("peak_mb", "baseline_mb", "setup_s"):
         combined[key] = max(result[key] for result in results)
     combined["work_s"] = max(r["ended_at"] for r in results) - min(r["began_at"] for r in results)
+    combined["tail_s"] = max(r["ended_at"] for r in results) - min(r["ended_at"] for r in results)
     combined["processes"] = len(results)
     return combined
 
@@ -493,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"(smtp-sink counted {arrived:,}; avg {message_bytes:,} bytes; peak {result['peak_mb']:.0f} MB; "
                     f"CPU {result['cpu_s'] / result['work_s']:.2f} cores: {result['cpu_s'] * per_message:,.0f} us "
                     f"a message, {result['loop_cpu_s'] * per_message:,.0f} us of it in the worker loop; "
-                    f"{result['variants_rendered']:,} editions rendered by {result['processes']} process(es))"
+                    f"{result['variants_rendered']:,} editions rendered by {result['processes']} process(es), "
+                    f"the last finishing {result['tail_s']:.2f} s after the first)"
                 )
                 if profile_path is not None:
                     print_profile(profile_path)
