@@ -101,3 +101,23 @@ def test_a_text_only_render_is_the_same_text_without_the_html(settings, sample):
     text_only = renderer.render(sample.edition.issue, with_html=False)
     assert text_only.text == sample.edition.text
     assert text_only.html == "" and text_only.mjml == ""
+
+
+def test_variants_put_together_from_inlined_pieces_equal_inlining_each_whole(settings, sample):
+    """Delivery's variants reuse inlined layouts and texts; each must be exactly the whole email inlined."""
+    from newsletter.delivery.variants import Personaliser
+
+    issue = sample.edition.issue
+    personaliser = Personaliser(issue)
+    topics = sorted(personaliser.tagged_topics)
+    regions = [*sorted(personaliser.place_regions), None]
+    keys = {
+        personaliser.key(topics[start : start + width], regions[(start + width) % len(regions)], False)
+        for width in (0, 1, 2, 3)
+        for start in range(len(topics))
+    }
+    renderer = Editor(settings).renderer
+    editions = [renderer.render(personaliser.issue_for(key)) for key in sorted(keys, key=repr) * 2]
+    assert len(keys) > 20 and renderer.pieces.texts  # pieces were kept, and then used the second time
+    for edition in editions:
+        assert edition.html == renderer.inliner.inline(renderer.compile_mjml(edition.mjml))

@@ -26,6 +26,7 @@ from newsletter.content.model import Issue
 from newsletter.errors import UserError, display_path
 from newsletter.render import markdown
 from newsletter.render.fragments import FragmentCache
+from newsletter.render.inlining import PieceInliner
 from newsletter.render.placeholders import PERSONAL_LINKS
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
@@ -74,6 +75,7 @@ class Renderer:
             load_remote_stylesheets=False,
             extra_css=theme_css,
         )
+        self.pieces = PieceInliner(self.inliner, _HELD)
 
     def render(self, issue: Issue, *, with_html: bool = True) -> Edition:
         """Render the full edition (every section) of `issue`; only its text part without `with_html`
@@ -82,7 +84,7 @@ class Renderer:
         mjml_source = html = ""
         if with_html:
             mjml_source = self._render_template(self.email_env, EMAIL_TEMPLATE, context)
-            html = self.inliner.inline(self.compile_mjml(mjml_source))
+            html = self._html(mjml_source)
         text = _tidy_text(self._render_template(self.text_env, TEXT_TEMPLATE, context))
         return Edition(issue, issue.subject, issue.preheader, mjml_source, html, text)
 
@@ -96,6 +98,20 @@ class Renderer:
             "regions": self.vocabulary.regions,
             "topics": self.vocabulary.topics,
         }
+
+    def _html(self, mjml_source: str) -> str:
+        """Compiled and inlined: from pieces inlined before when the layout and texts allow it."""
+        layout, contents = hold_text(mjml_source)
+        if contents:
+            try:
+                compiled_layout = _compile_layout(layout)
+            except Exception:  # an unusual layout: the whole compile decides
+                compiled_layout = None
+            if compiled_layout is not None:
+                html = self.pieces.inline(compiled_layout, contents)
+                if html is not None:
+                    return html
+        return self.inliner.inline(self.compile_mjml(mjml_source))
 
     def compile_mjml(self, source: str) -> str:
         """MJML -> HTML with mjml-python (MRML, a Rust port of MJML), `mj-text` contents passed through.
