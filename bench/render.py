@@ -206,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         print("warning: the stages timed separately no longer match Renderer.render; update bench/render.py")
 
     def cold() -> None:
-        """Forget what earlier renders cached (Markdown, section fragments, compiled layouts): every run
+        """Forget what earlier renders cached (Markdown, section fragments, compiled layouts, inlined
+        pieces): every run
         pays what one `newsletter check` pays, not what the thousandth variant of a campaign pays."""
         markdown.to_html.cache_clear()
         markdown.to_text.cache_clear()
         renderer.email_env.fragments.clear()  # type: ignore[attr-defined]
         renderer.text_env.fragments.clear()  # type: ignore[attr-defined]
         edition_module._compile_layout.cache_clear()
+        renderer.pieces.layouts.clear()
+        renderer.pieces.texts.clear()
 
     def compile_cold() -> str:
         edition_module._compile_layout.cache_clear()
