@@ -12,6 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from newsletter.settings import Settings
+
+
+def settings_for(project: Path, repo_root: Path, database_url: str | None = None) -> Settings:
+    """Settings for issues in `project`, the repository's theme and vocabulary, and no database unless
+    one is given (the archive then publishes `archive: true` issues only)."""
+    return Settings(
+        issues_dir=project / "issues",
+        theme_dir=repo_root / "templates",
+        vocabulary_dir=repo_root / "subscribers",
+        database_url=database_url or f"sqlite:///{project / 'no-database-here.sqlite3'}",
+    )
+
 
 def issue_yaml(
     title: str,

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from archive_support import issue_yaml, serve_directory, write
+from archive_support import issue_yaml, serve_directory, settings_for, write
 from browser_support import launch_browser, open_page, overflow, screenshot
 from newsletter.archive.build import build
-from newsletter.settings import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -38,12 +37,7 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             places=(("Gwent", "wales", "Gwent began its Marmot journey with Blaenau Gwent council.", "[]"),),
         ),
     )
-    settings = Settings(
-        issues_dir=project / "issues",
-        theme_dir=repo / "templates",
-        vocabulary_dir=repo / "subscribers",
-        database_url=f"sqlite:///{project / 'none.sqlite3'}",
-    )
+    settings = settings_for(project, repo)
     out = project / "public"
     build(settings, out)
     with serve_directory(out) as url:

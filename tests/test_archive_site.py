@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from archive_support import broken_links, duplicate_ids, issue_yaml, write
+from archive_support import broken_links, duplicate_ids, issue_yaml, settings_for, write
 from newsletter.archive.build import build
 from newsletter.archive.collect import collect, sent_campaigns
 from newsletter.errors import ProblemsFound
-from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -60,15 +59,6 @@ def archive_project(project: Path) -> Path:
     write(project, "2023-12", SENT_ONLY)
     write(project, "2024-02", SKELETON)
     return project
-
-
-def settings_for(project: Path, repo_root: Path, database_url: str | None = None) -> Settings:
-    return Settings(
-        issues_dir=project / "issues",
-        theme_dir=repo_root / "templates",
-        vocabulary_dir=repo_root / "subscribers",
-        database_url=database_url or f"sqlite:///{project / 'no-database-here.sqlite3'}",
-    )
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ import pytest
 from flask import Flask
 from markupsafe import escape
 
-from archive_support import issue_yaml, write
+from archive_support import issue_yaml, settings_for, write
 from newsletter.archive.build import build
 from newsletter.content.model import CallToAction, Contact, Links, Story
 from newsletter.render.web import WebIssue, WebRenderer, relative_link
-from newsletter.settings import Settings
 from newsletter.web.archive import archive_blueprint
 
 # --- the web version ------------------------------------------------------------------------------
@@ -78,11 +77,7 @@ def test_web_version_is_semantic_and_has_nothing_personal(sample_page):
 def test_web_version_sanitises_markdown_like_the_email(tmp_path, repo_root):
     body = "Hello <script>alert(1)</script> [click](javascript:alert(2)) <img src=x onerror=alert(3)>"
     write(tmp_path, "2023-11", issue_yaml("Unsafe", "2023-11-01", story=("Unsafe story", body, "[]")))
-    settings = Settings(
-        issues_dir=tmp_path / "issues",
-        theme_dir=repo_root / "templates",
-        vocabulary_dir=repo_root / "subscribers",
-    )
+    settings = settings_for(tmp_path, repo_root)
     from newsletter.editor import Editor
 
     editor = Editor(settings)
@@ -108,12 +103,7 @@ def served(project, repo_root, tmp_path):
             places=(("Gwent", "wales", "Gwent opened a hub.", "[housing]"),),
         ),
     )
-    settings = Settings(
-        issues_dir=project / "issues",
-        theme_dir=repo_root / "templates",
-        vocabulary_dir=repo_root / "subscribers",
-        database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}",
-    )
+    settings = settings_for(project, repo_root)
     app = Flask(__name__)
     app.register_blueprint(archive_blueprint(settings, recheck_seconds=0))
     out = tmp_path / "static"
@@ -177,12 +167,7 @@ def test_blueprint_picks_up_a_new_issue_and_keeps_serving_when_one_breaks(served
 
 def test_blueprint_without_a_valid_archive_answers_503(tmp_path, repo_root):
     write(tmp_path, "2023-11", "title: [unclosed\n")
-    settings = Settings(
-        issues_dir=tmp_path / "issues",
-        theme_dir=repo_root / "templates",
-        vocabulary_dir=repo_root / "subscribers",
-        database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}",
-    )
+    settings = settings_for(tmp_path, repo_root)
     app = Flask(__name__)
     app.register_blueprint(archive_blueprint(settings))
     assert app.test_client().get("/archive/").status_code == 503
@@ -201,12 +186,7 @@ def test_blueprint_serves_issue_images_under_the_issue_address(project, repo_roo
         "    topics: []", "    image:\n      src: photo.png\n      alt: A photo\n    topics: []"
     )
     (folder / "issue.yaml").write_text(text, encoding="utf-8")
-    settings = Settings(
-        issues_dir=project / "issues",
-        theme_dir=repo_root / "templates",
-        vocabulary_dir=repo_root / "subscribers",
-        database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}",
-    )
+    settings = settings_for(project, repo_root)
     build(settings, tmp_path / "static")
     assert (tmp_path / "static/archive/2023-11/photo.png").read_bytes() == b"\x89PNG\r\n\x1a\nfake"
     page = (tmp_path / "static/archive/2023-11/index.html").read_text(encoding="utf-8")

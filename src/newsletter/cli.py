@@ -54,6 +54,18 @@ def _editor(ctx: click.Context) -> Editor:
     return Editor(_settings(ctx))
 
 
+def _out_dir_option(help_text: str, **options: object) -> Callable[[Callable[..., object]], object]:
+    """`--out DIR`, the folder a command writes into (required unless a default is given)."""
+    options.setdefault("required", "default" not in options)
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 def cli() -> None:
@@ -87,13 +99,7 @@ def check(ctx: click.Context, slug: str) -> None:
 
 @cli.command()
 @click.argument("slug")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write email.html, email.txt and web.html into.",
-)
+@_out_dir_option("Folder to write email.html, email.txt and web.html into.")
 @click.option("--force", is_flag=True, help="Write the files even when the lint finds problems.")
 @click.pass_context
 def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
@@ -131,13 +137,10 @@ def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+@_out_dir_option(
+    "Folder for everything the demo writes (renders, preview, the sink's Maildir).",
     default=Path("out"),
     show_default=True,
-    help="Folder for everything the demo writes (renders, preview, the sink's Maildir).",
 )
 @click.option("--serve", is_flag=True, help="Then keep a live preview running (Ctrl-C stops).")
 @click.pass_context
@@ -542,13 +545,7 @@ def archive() -> None:
 
 
 @archive.command("build")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder to write the site into (as OUT/archive/...); serve OUT at the site's root.",
-)
+@_out_dir_option("Folder to write the site into (as OUT/archive/...); serve OUT at the site's root.")
 @click.pass_context
 def archive_build(ctx: click.Context, out_dir: Path) -> None:
     """Build the static archive: issues marked `archive: true` or sent from here; drafts never."""

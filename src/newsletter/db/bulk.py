@@ -25,7 +25,7 @@ class BulkInsert:
     def __init__(self, connection: Connection, table: Table, columns: Sequence[str]) -> None:
         dialect = connection.dialect
         quote = dialect.identifier_preparer.quote
-        placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(dialect)
         self.connection = connection
         self.copy_sql = (
             f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
@@ -34,7 +34,7 @@ class BulkInsert:
         )
         self.sql = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
-            f"VALUES ({', '.join([placeholder] * len(columns))})"
+            f"VALUES ({', '.join([mark] * len(columns))})"
         )
         # (column index, processor, remember results?) for the columns whose values need converting.
         # Dates, enums and flags repeat a lot (one `now` per batch), so their conversions are remembered.
@@ -65,6 +65,11 @@ class BulkInsert:
         with cursor.copy(self.copy_sql) as copy:
             for row in values:
                 copy.write_row(row)
+
+
+def placeholder(dialect: Dialect) -> str:
+    """The driver's mark for a positional parameter: `?` for sqlite3, `%s` for psycopg."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
@@ -100,7 +105,7 @@ class KeyLookup:
         self.prefix = (
             f"SELECT {', '.join(quote(name) for name in columns)} FROM {quote(table.name)} WHERE {quote(key)}"
         )
-        self.placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.placeholder = placeholder(dialect)
         self.processors = [
             (index, process)
             for index, name in enumerate(columns)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     String,
     and_,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from newsletter.audience.members import suppress
-from newsletter.db.bulk import bind_processor
+from newsletter.db.bulk import bind_processor, placeholder
 from newsletter.db.models import (
     Campaign,
     CampaignStatus,
@@ -246,38 +245,21 @@ def record(
     return status
 
 
-SENT_UPDATE = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("b_id"),
-        Delivery.status == DeliveryStatus.SENDING,
-        Delivery.lease_owner == bindparam("b_worker"),
-    )
-    .values(
-        status=DeliveryStatus.SENT,
-        sent_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        last_reply=bindparam("b_reply"),
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-)
-
-
 class SentRecorder:
-    """`record_sent` straight to the driver, on a connection of its own, for the worker's hot path.
+    """Messages the relay accepted, marked sent straight through the driver on a connection of its own.
 
-    A worker writes a handful of accepted messages every few milliseconds; through SQLAlchemy each
-    such transaction costs about four times what the driver needs (measured on SQLite: 131 µs of
-    CPU against 34 µs for five rows). The statement is SENT_UPDATE's, written once for the
-    dialect, and every value goes through its column's own bind processor, as `db/bulk.py` does.
+    Only the lease holder's rows still in flight change. A worker writes a handful of accepted
+    messages every few milliseconds; through SQLAlchemy each such transaction costs about four times
+    what the driver needs (measured on SQLite: 131 µs of CPU against 34 µs for five rows). The
+    statement is written once for the dialect, and every value goes through its column's own bind
+    processor, as `db/bulk.py` does.
     """
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
         table = Delivery.__table__
         quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(dialect)
         self.sql = (
             f"UPDATE {quote(table.name)} SET {quote('status')} = {mark}, {quote('sent_at')} = {mark}, "
             f"{quote('updated_at')} = {mark}, {quote('last_reply')} = {mark}, {quote('lease_owner')} = NULL, "
@@ -309,20 +291,6 @@ class SentRecorder:
 
     def close(self) -> None:
         self.connection.close()  # back to the engine's pool
-
-
-def record_sent(connection: Connection, results: list[tuple[Claimed, Reply]]) -> None:
-    """The common case, many at once: messages the relay accepted, in one executemany (on a plain
-    connection: no ORM session is needed for it, and building one costs more than the update)."""
-    if results:
-        now = utcnow()
-        connection.execute(
-            SENT_UPDATE,
-            [
-                {"b_id": row.delivery_id, "b_worker": row.worker, "b_now": now, "b_reply": str(reply)}
-                for row, reply in results
-            ],
-        )
 
 
 def release(session: Session, claimed: list[Claimed]) -> None:

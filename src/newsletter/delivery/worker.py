@@ -305,14 +305,12 @@ class Worker:
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
         sent = [(row, reply) for row, reply in results if reply is not None and reply.outcome == Outcome.SENT]
         others = [(row, reply) for row, reply in results if reply is None or reply.outcome != Outcome.SENT]
+        self._recorder()(sent)  # type: ignore[arg-type]
+        self.stats.sent += len(sent)
         if others:
             with self.audience.database.session() as session:
-                ledger.record_sent(session.connection(), sent)  # type: ignore[arg-type]
                 for row, reply in others:
                     self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
-        else:
-            self._recorder()(sent)  # type: ignore[arg-type]
-        self.stats.sent += len(sent)
 
     def _recorder(self) -> ledger.SentRecorder:
         if self.sent_recorder is None:

@@ -26,7 +26,7 @@ from newsletter.content.model import Issue
 from newsletter.errors import UserError, display_path
 from newsletter.render import markdown
 from newsletter.render.fragments import FragmentCache
-from newsletter.render.inlining import PieceInliner
+from newsletter.render.inlining import PieceInliner, interleave, split_at_markers
 from newsletter.render.placeholders import PERSONAL_LINKS
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
@@ -209,15 +209,8 @@ def hold_text(source: str) -> tuple[str, list[str]]:
 def restore_text(html: str, contents: list[str]) -> str | None:
     """Compiled HTML with each held content back where its marker is; None unless every marker
     came through exactly once and in order."""
-    pieces = html.split(_HELD)
-    if len(pieces) != len(contents) + 1:
-        return None
-    for number, content in enumerate(contents, start=1):
-        marker = f"{number - 1}x"
-        if not pieces[number].startswith(marker):
-            return None
-        pieces[number] = content + pieces[number][len(marker) :]
-    return "".join(pieces)
+    pieces = split_at_markers(html, _HELD, len(contents))
+    return None if pieces is None else interleave(pieces, contents)
 
 
 def long_date(value: dt.date) -> str:

@@ -35,24 +35,24 @@ class PieceInliner:
 
     def inline(self, layout: str, texts: list[str]) -> str | None:
         """The inlined email, or None when the layout's markers are not exactly `texts`' numbers."""
-        pieces = _between(layout, [f"{self.marker}{number}x" for number in range(len(texts))])
+        pieces = split_at_markers(layout, self.marker, len(texts))
         if pieces is None:
             return None
         kept_layout = self.layouts.get(layout)
         if kept_layout is not None:
             kept_texts = [self.texts.get((layout, number, text)) for number, text in enumerate(texts)]
             if None not in kept_texts:
-                return _interleave(kept_layout, kept_texts)  # type: ignore[arg-type]
+                return interleave(kept_layout, kept_texts)  # type: ignore[arg-type]
         opens = [f"<!--{SENTINEL}{number}-->" for number in range(len(texts))]
         closes = [f"<!--/{SENTINEL}{number}-->" for number in range(len(texts))]
-        marked = _interleave(
+        marked = interleave(
             pieces, [f"{o}{text}{c}" for o, text, c in zip(opens, texts, closes, strict=True)]
         )
         inlined = self.inliner.inline(marked)
         bounds = [mark for pair in zip(opens, closes, strict=True) for mark in pair]
         parts = _between(inlined, bounds)
         if parts is None:  # the texts did not stay between their comments: no pieces to keep
-            return self.inliner.inline(_interleave(pieces, texts))
+            return self.inliner.inline(interleave(pieces, texts))
         inlined_layout, inlined_texts = parts[0::2], parts[1::2]
         if len(self.texts) + len(texts) > MAX_PIECES or len(self.layouts) >= MAX_PIECES:
             self.layouts.clear()
@@ -60,7 +60,21 @@ class PieceInliner:
         self.layouts[layout] = inlined_layout
         for number, (text, inlined_text) in enumerate(zip(texts, inlined_texts, strict=True)):
             self.texts[(layout, number, text)] = inlined_text
-        return _interleave(inlined_layout, inlined_texts)
+        return interleave(inlined_layout, inlined_texts)
+
+
+def split_at_markers(document: str, marker: str, count: int) -> list[str] | None:
+    """`document` cut at markers `{marker}0x` ... `{marker}{count - 1}x` (left out), each there once
+    and in order; None otherwise."""
+    pieces = document.split(marker)
+    if len(pieces) != count + 1:
+        return None
+    for number in range(1, count + 1):
+        number_text = f"{number - 1}x"
+        if not pieces[number].startswith(number_text):
+            return None
+        pieces[number] = pieces[number][len(number_text) :]
+    return pieces
 
 
 def _between(document: str, marks: list[str]) -> list[str] | None:
@@ -77,7 +91,7 @@ def _between(document: str, marks: list[str]) -> list[str] | None:
     return pieces
 
 
-def _interleave(outer: list[str], inner: list[str]) -> str:
+def interleave(outer: list[str], inner: list[str]) -> str:
     """outer[0] inner[0] outer[1] inner[1] ... outer[-1]."""
     out = [outer[0]]
     for text, after in zip(inner, outer[1:], strict=True):
