@@ -155,8 +155,8 @@ class _Senders:
 
 
 class _Replies:
-    """Replies waiting to be recorded: written together once there are `limit`, or the oldest is
-    `RECORD_SECONDS` old, so one transaction carries several messages without holding any long."""
+    """Replies waiting to be recorded: written together once there are as many as connections, or the
+    oldest is `RECORD_SECONDS` old, so one transaction carries several messages without holding any long."""
 
     def __init__(self, record: Callable[[list[tuple[ledger.Claimed, Reply | None]]], None]) -> None:
         self.record = record
