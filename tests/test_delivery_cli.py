@@ -60,8 +60,9 @@ def test_send_then_campaigns_worker_and_status(sending, server):
     result = run(settings, "send", SAMPLE_SLUG, "--to", "housing")
     assert result.exit_code == 0, result.output
     match = re.fullmatch(
-        r"Campaign (\d+): 2023-10 to housing \(56 members today\), scheduled for now "
-        r"\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. A running `newsletter worker` sends it\.\n",
+        rf'2023-10: "{SUBJECT}"\n  to housing: 56 members as of now\n'
+        r"  sending now \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)\n"
+        r"Campaign (\d+) scheduled\. A running `newsletter worker` sends it\.\n",
         result.stdout,
     )
     assert match, result.stdout
@@ -117,8 +118,8 @@ def test_send_to_several_audiences_and_later(sending):
     )
     assert result.exit_code == 0, result.output
     assert (
-        "to housing, nhs-addresses (156 members today), scheduled for 2099-06-01 10:00 (2099-06-01 09:00 UTC)"
-        in result.stdout
+        "to housing, nhs-addresses: 156 members as of now\n"
+        "  sending 2099-06-01 10:00 Europe/London (2099-06-01 09:00 UTC)" in result.stdout
     )
 
 

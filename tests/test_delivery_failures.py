@@ -134,7 +134,7 @@ def test_a_hard_bounce_suppresses_the_address_for_good(sending, server, stage):
 
     # The next campaign leaves the address out altogether, even when the relay would now accept it.
     server.reset()
-    campaign, size = sending.send(SAMPLE_SLUG, ["housing", "everyone"])
+    campaign, size = sending.send(SAMPLE_SLUG, ["housing", "everyone"], resend=True)
     sending.work(once=True, **FAST_RETRY)
     assert size == 5
     assert GONE not in ledger(sending, campaign.id)

@@ -24,7 +24,8 @@ def test_defaults_without_file_or_environment(tmp_path, monkeypatch, repo_root):
     assert settings.network_name == "Health Equity Network"
     assert settings.max_rate == 0.0
     assert settings.concurrency == 4
-    assert settings.issues_dir == Path("issues")
+    assert settings.issues_dir == tmp_path / "issues"
+    assert settings.database_url == f"sqlite:///{tmp_path}/newsletter.sqlite3"
     assert settings.theme_dir == repo_root / "templates"
     assert settings.vocabulary_dir == repo_root / "subscribers"
 
@@ -39,7 +40,7 @@ def test_values_from_the_settings_file(tmp_path):
     assert settings.max_rate == 2.0
     assert isinstance(settings.max_rate, float)
     assert settings.concurrency == 8
-    assert settings.issues_dir == Path("drafts")
+    assert settings.issues_dir == tmp_path / "drafts"
 
 
 def test_environment_wins_over_the_file(tmp_path):
@@ -66,6 +67,8 @@ def test_environment_wins_over_the_file(tmp_path):
 def test_environment_text_is_converted(tmp_path, name, raw, expected):
     settings = Settings.load(tmp_path, environ={f"NEWSLETTER_{name.upper()}": raw})
     value = getattr(settings, name)
+    if isinstance(expected, Path):
+        expected = tmp_path / expected  # a path typed in a shell is taken from where it was typed
     assert value == expected
     assert type(value) is type(expected)
 
@@ -111,7 +114,8 @@ def test_unknown_key_without_a_close_match(tmp_path):
     assert str(caught.value).endswith("unknown setting 'colour'")
 
 
-def test_unrelated_environment_variables_are_ignored(tmp_path):
+def test_unrelated_environment_variables_are_ignored(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert Settings.load(tmp_path, environ={"NEWSLETTER_COLOUR": "blue", "MAX_RATE": "x"}) == Settings()
 
 
@@ -120,9 +124,41 @@ def test_project_theme_and_vocabulary_override_the_bundled_ones(tmp_path, monkey
     shutil.copytree(repo_root / "subscribers", tmp_path / "subscribers")
     monkeypatch.chdir(tmp_path)
     settings = Settings.load(tmp_path, environ={})
-    assert settings.theme_dir == Path("templates")
-    assert settings.vocabulary_dir == Path("subscribers")
+    assert settings.theme_dir == tmp_path / "templates"
+    assert settings.vocabulary_dir == tmp_path / "subscribers"
     assert repo_root == BUNDLED_ROOT
+
+
+def test_relative_paths_in_the_file_are_taken_from_its_folder(tmp_path, monkeypatch):
+    project = tmp_path / "network"
+    (project / "templates" / "email").mkdir(parents=True)
+    write_toml(project, 'issues_dir = "drafts"\ndatabase_url = "sqlite:///data/news.sqlite3"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = Settings.load(elsewhere, environ={"NEWSLETTER_CONFIG": "../network/newsletter.toml"})
+    assert settings.issues_dir == project / "drafts"
+    assert settings.database_url == f"sqlite:///{project}/data/news.sqlite3"
+    assert settings.theme_dir == project / "templates"  # the project's own theme, found from elsewhere
+    assert Settings.load(elsewhere, environ={}, config=project / "newsletter.toml") == settings
+
+
+def test_no_setting_is_ever_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    built = Settings(issues_dir=Path("issues"), database_url="sqlite:///x.sqlite3")
+    assert built.issues_dir == tmp_path / "issues"
+    assert built.database_url == f"sqlite:///{tmp_path}/x.sqlite3"
+    for url in ("sqlite:///:memory:", "sqlite:////abs/file.db", "postgresql+psycopg://u@h/db"):
+        assert Settings(database_url=url).database_url == url
+
+
+def test_a_settings_file_that_is_not_there_is_one_clear_error(tmp_path):
+    with pytest.raises(
+        UserError, match=r"environment variable NEWSLETTER_CONFIG: there is no settings file at"
+    ):
+        Settings.load(tmp_path, environ={"NEWSLETTER_CONFIG": "missing.toml"})
+    with pytest.raises(UserError, match=r"^--config: there is no settings file at"):
+        Settings.load(tmp_path, environ={}, config=Path("missing.toml"))
 
 
 def test_network_name_from_the_environment_reaches_the_email(project, tmp_path):

@@ -6,6 +6,7 @@ a plain message with exit code 1; a list of problems is printed one per line.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,12 +17,13 @@ from newsletter import __version__
 from newsletter.content.scaffold import create_issue
 from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, UserError, display_path
-from newsletter.settings import Settings
+from newsletter.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from newsletter.audience.service import Audience
+    from newsletter.content.model import Issue
     from newsletter.delivery.campaigns import CampaignReport
     from newsletter.delivery.service import Sending
     from newsletter.delivery.worker import WorkerStats
@@ -45,8 +47,14 @@ class NewsletterGroup(click.Group):
 
 
 def _settings(ctx: click.Context) -> Settings:
-    """The Settings a caller passed as `obj` (tests, scripts), else newsletter.toml and NEWSLETTER_*."""
-    return ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    """The Settings a caller passed as `obj` (tests, scripts), else the settings file and NEWSLETTER_*,
+    read once per command."""
+    if isinstance(ctx.obj, Settings):
+        return ctx.obj
+    root = ctx.find_root()
+    if "settings" not in root.meta:
+        root.meta["settings"] = Settings.load(config=root.meta.get("config"))
+    return root.meta["settings"]
 
 
 def _editor(ctx: click.Context) -> Editor:
@@ -68,8 +76,46 @@ def _out_dir_option(help_text: str, **options: object) -> Callable[[Callable[...
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
-def cli() -> None:
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The settings file (default: $NEWSLETTER_CONFIG, else newsletter.toml here); "
+    "relative paths in it are taken from its folder.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
     """Draft, check, render and send the network's newsletter."""
+    ctx.meta["config"] = config
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--theme", is_flag=True, help="Also copy the theme into FOLDER/templates/, to make it your own."
+)
+def init(folder: Path, theme: bool) -> None:
+    """Start a new network's project folder: settings with a fresh secret key, the vocabulary,
+    a list, a segment, an empty member file and a first draft issue."""
+    from newsletter.project import init_project
+
+    made = init_project(folder, theme=theme)
+    place = display_path(made.folder)
+    slug = made.first_issue.parent.name
+    click.echo(
+        f"Created {place}/ with {SETTINGS_FILE} (a fresh secret key), subscribers/ and a first draft, {slug}."
+    )
+    if made.theme_copied:
+        click.echo(f"The theme is in {place}/templates/: edit it there.")
+    click.echo(
+        "Next:\n"
+        f"  cd {place}\n"
+        f"  $EDITOR {SETTINGS_FILE}                 # your network's name, addresses and mail relay\n"
+        "  newsletter db upgrade\n"
+        "  newsletter subscribers import subscribers/members.csv --list newsletter\n"
+        f"  $EDITOR issues/{slug}/issue.yaml && newsletter check {slug} && newsletter preview {slug}\n"
+        "Step by step, and running the pages and the worker as services: docs/getting-started.md"
+    )
 
 
 @cli.command()
@@ -111,6 +157,21 @@ def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
     click.echo(f"Wrote {written} and {display_path(out_dir / 'web.html')}")
 
 
+def _as_member_options(command: Callable[..., object]) -> Callable[..., object]:
+    """`--as EMAIL` and `--segment NAME`: whose personal version of the issue to show."""
+    command = click.option(
+        "--segment",
+        metavar="NAME",
+        help="Show each distinct email this segment's members will get, with how many get it.",
+    )(command)
+    return click.option(
+        "--as",
+        "as_email",
+        metavar="EMAIL",
+        help="Show the email this member will get (their topics, region and format).",
+    )(command)
+
+
 @cli.command()
 @click.argument("slug")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -121,12 +182,28 @@ def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
     type=click.IntRange(0, 65535),
     help="Port (0 picks a free one).",
 )
+@_as_member_options
 @click.pass_context
-def preview(ctx: click.Context, slug: str, host: str, port: int) -> None:
-    """Show the email at 375 px and 600 px and its text part, reloading when files are saved."""
-    from newsletter.preview import make_server, preview_url
+def preview(
+    ctx: click.Context, slug: str, host: str, port: int, as_email: str | None, segment: str | None
+) -> None:
+    """Show the email at 375 px and 600 px and its text part, reloading when files are saved;
+    with --as or --segment, exactly what that member, or each member of that segment, will get."""
+    from newsletter.preview import Personal, make_server, preview_url
 
-    server = make_server(_editor(ctx), slug, host, port)
+    personalise = None
+    if as_email or segment:
+        from newsletter.delivery.lookahead import describe, foresee
+
+        profiles = _sending(ctx).profiles(as_email, segment)
+
+        def personalise(issue: Issue) -> list[Personal]:
+            return [Personal(describe(view), view.issue, view.text_only) for view in foresee(issue, profiles)]
+
+    server = make_server(_editor(ctx), slug, host, port, personalise)
+    if personalise is not None:
+        for number, view in enumerate(server.state.views):
+            click.echo(f"  {preview_url(server)}?view={number}  {view.label}")
     click.echo(f"Previewing {slug} at {preview_url(server)} (saving the issue file reloads it; Ctrl-C stops)")
     try:
         server.serve_forever()
@@ -402,24 +479,63 @@ def _describe(report: CampaignReport) -> str:
 @click.option(
     "--test", "tests", multiple=True, metavar="ADDRESS", help="Send one [TEST] copy to this address only."
 )
+@click.option(
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    help="With --test: send the copy this member will get (their topics, region and format).",
+)
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Also send to members an earlier campaign already sent this issue to (normally left out).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
 @click.pass_context
 def send(
-    ctx: click.Context, slug: str, audiences: tuple[str, ...], at: str | None, tests: tuple[str, ...]
+    ctx: click.Context,
+    slug: str,
+    audiences: tuple[str, ...],
+    at: str | None,
+    tests: tuple[str, ...],
+    as_email: str | None,
+    resend: bool,
+    yes: bool,
 ) -> None:
-    """Send an issue to segments or lists, now or at a time; or test-send it to a few addresses."""
+    """Send an issue to segments or lists, now or at a time; or test-send it to a few addresses.
+
+    An issue goes to each member once: members an earlier campaign sent it to are left out
+    unless --resend. On a terminal it shows who and when and asks first; --yes skips that.
+    """
     sending = _sending(ctx)
     if tests:
-        if audiences or at:
-            raise UserError("--test sends only to the given addresses: leave out --to and --at")
-        for address, result in sending.send_test(slug, list(tests)).items():
+        if audiences or at or resend:
+            raise UserError("--test sends only to the given addresses: leave out --to, --at and --resend")
+        for address, result in sending.send_test(slug, list(tests), as_email).items():
             click.echo(f"test copy to {address}: {result}")
         return
-    campaign, size = sending.send(slug, list(audiences), at)
-    local = at or "now"
+    if as_email:
+        raise UserError("--as goes with --test (a copy of what that member gets); `preview --as` shows it")
+    planned = sending.plan(slug, list(audiences), at, resend)
+    when = f"{at} {sending.settings.timezone}" if at else "now"
     click.echo(
-        f"Campaign {campaign.id}: {slug} to {', '.join(campaign.audiences)} ({size:,} members today), "
-        f"scheduled for {local} ({campaign.send_at:%Y-%m-%d %H:%M} UTC). A running `newsletter worker` sends it."
+        f'{planned.slug}: "{planned.subject}"\n'
+        f"  to {', '.join(planned.audiences)}: {planned.to_send:,} member{'s' if planned.to_send != 1 else ''}"
+        f" as of now\n  sending {when} ({planned.send_at:%Y-%m-%d %H:%M} UTC)"
     )
+    if planned.already and not planned.resend:
+        click.echo(
+            f"  {planned.already:,} member{'s' if planned.already != 1 else ''} of the audience already got "
+            f"{planned.slug} from an earlier campaign and will not get it again (--resend sends to them too)"
+        )
+    elif planned.already:
+        click.echo(
+            f"  --resend: {planned.already:,} of them already got {planned.slug} and will get it again"
+        )
+    if not yes and sys.stdin.isatty():
+        click.confirm("Send it?", abort=True)
+    campaign = sending.schedule(planned)
+    click.echo(f"Campaign {campaign.id} scheduled. A running `newsletter worker` sends it.")
 
 
 @cli.command("campaigns")
@@ -435,21 +551,85 @@ def campaigns_command(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("campaign_id", type=int)
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="List who was deferred, failed or bounced, with the relay's reply and the attempts.",
+)
 @click.pass_context
-def status(ctx: click.Context, campaign_id: int) -> None:
-    """Where a campaign stands: counts by delivery status, rate, time left."""
-    report = _sending(ctx).status(campaign_id)
+def status(ctx: click.Context, campaign_id: int, failed: bool) -> None:
+    """Where a campaign stands: counts by delivery status, rate, time left, and whether a worker is on it."""
+    sending = _sending(ctx)
+    report = sending.status(campaign_id)
     click.echo(_describe(report))
     for name, count in sorted(report.counts.items()):
         click.echo(f"  {name:<9} {count:>8,}")
     if report.rate_per_second:
         click.echo(f"  rate      {report.rate_per_second:8.1f} messages/s over the last minute")
-    if report.seconds_left is not None:
+    activity = report.activity
+    if report.no_worker and activity is not None:
+        click.echo(
+            f"  no worker is running: {activity.due_now:,} messages are waiting and nothing is sending them; "
+            "start `newsletter worker`"
+        )
+    elif activity is not None and not activity.live_leases and activity.next_attempt_at:
+        click.echo(f"  waiting to retry deferred messages from {activity.next_attempt_at:%Y-%m-%d %H:%M} UTC")
+    elif report.seconds_left is not None:
         click.echo(
             f"  time left about {report.seconds_left / 60:.0f} min"
             if report.seconds_left >= 90
             else f"  time left about {report.seconds_left:.0f} s"
         )
+    if failed:
+        troubles = sending.troubles(campaign_id)
+        if not troubles:
+            click.echo("Nobody deferred, failed or bounced.")
+        for trouble in troubles:
+            click.echo(
+                f"  {trouble.email}  {trouble.status}  after {trouble.attempts} attempt"
+                f"{'s' if trouble.attempts != 1 else ''}  {trouble.updated_at:%Y-%m-%d %H:%M} UTC: "
+                f"{trouble.last_reply}"
+            )
+
+
+class _ProgressDisplay:
+    """How `worker` shows progress: a bar redrawn in place on a terminal, a log line otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, terminal: bool) -> None:
+        self.terminal = terminal
+
+    def show(self, report: CampaignReport, finished: bool) -> None:
+        campaign, total, done = report.campaign, report.total, report.done
+        counts = report.counts
+        trouble = ", ".join(
+            f"{counts[name]:,} {name}" for name in ("deferred", "failed", "bounced") if counts.get(name)
+        )
+        head = f"campaign {campaign.id} ({campaign.issue_slug})"
+        if finished:
+            self._line(
+                f"{head}: {campaign.status.value}: {counts.get('sent', 0):,} sent"
+                f"{', ' + trouble if trouble else ''} of {total:,}",
+                end=True,
+            )
+            return
+        share = done / total if total else 0.0
+        rate = f", {report.rate_per_second:.1f}/s" if report.rate_per_second else ""
+        figures = f"{done:,}/{total:,} done ({share:.0%}){', ' + trouble if trouble else ''}{rate}"
+        if campaign.status.value != "sending":
+            figures += f" [{campaign.status.value}]"
+        if self.terminal:
+            filled = round(share * self.WIDTH)
+            self._line(f"{head} [{'#' * filled}{'-' * (self.WIDTH - filled)}] {figures}")
+        else:
+            self._line(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {head}: {figures}", end=True)
+
+    def _line(self, text: str, end: bool = False) -> None:
+        if self.terminal:
+            click.echo(f"\r\x1b[K{text}", nl=end, err=True)
+        else:
+            click.echo(text, err=True)
 
 
 def _steer_command(action: str, help_text: str) -> None:
@@ -499,6 +679,8 @@ def worker(
     import signal
     import threading
 
+    from newsletter.delivery.service import ProgressWatch
+
     sending = _sending(ctx)
     stop = threading.Event()
 
@@ -508,14 +690,20 @@ def worker(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     options = {"lease_seconds": lease_seconds, "retry_base_seconds": retry_base_seconds}
+    terminal = sys.stderr.isatty()
+    watch = ProgressWatch(sending, _ProgressDisplay(terminal).show)
+    watching = threading.Event()
+    watch.run_every(1.0 if terminal else 5.0, watching)
     try:
         if processes > 1:
             stats = sending.work_in_processes(processes, once=once, stop=stop, **options)
         else:
             stats = sending.work(once=once, stop=stop, **options)
     finally:
+        watching.set()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    watch.poll()
     click.echo(
         f"Worker done: {stats.sent:,} sent, {stats.deferred:,} deferred, {stats.failed:,} failed, "
         f"{stats.bounced:,} bounced, {stats.skipped:,} skipped"

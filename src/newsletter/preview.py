@@ -9,29 +9,64 @@ problems above it.
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 
+from newsletter.content.model import Issue
 from newsletter.editor import CheckedIssue, Editor
 from newsletter.errors import ProblemsFound, UserError
 
 PAGE = "index.html.j2"
+TEXT_ONLY_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Plain text only</title>"
+    "<body style='font:16px/1.5 system-ui,sans-serif;padding:1em'><p>{label} chose plain text: "
+    "they get no HTML part. Their email is the plain-text part shown beside this.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class Personal:
+    """One member's (or a group of members') version of the issue, as delivery will personalise it."""
+
+    label: str  # who gets it, and what they do not get
+    issue: Issue
+    text_only: bool
+
+
+# Given the issue as it is now on disk, the versions to show (`preview --as` / `--segment`).
+Personalise = Callable[[Issue], list[Personal]]
+
+
+@dataclass(frozen=True)
+class View:
+    """One pane set of the preview: a label, the email's HTML and its text part."""
+
+    label: str
+    html: str
+    text: str
+
+
 STATIC = {"/preview.css": "text/css; charset=utf-8", "/preview.js": "text/javascript; charset=utf-8"}
 
 
 class PreviewState:
     """The latest render of one issue, redone whenever a watched file's mtime changes."""
 
-    def __init__(self, editor: Editor, slug: str) -> None:
+    def __init__(self, editor: Editor, slug: str, personalise: Personalise | None = None) -> None:
         self.editor = editor
         self.slug = slug
+        self.personalise = personalise
+        self.views: list[View] = []
         self.issue_dir = editor.locate(slug).parent
         self.lock = threading.Lock()
         self.stamp = ("", "")
@@ -71,8 +106,34 @@ class PreviewState:
             self.summary = "cannot render; showing the last good render"
             return
         self.html, self.text = checked.edition.html, checked.edition.text
+        self.views = self._views(checked)
         self.problems = [str(problem) for problem in checked.problems]
         self.summary = checked.summary() if not self.problems else f"{len(self.problems)} problem(s) to fix"
+
+    def _views(self, checked: CheckedIssue) -> list[View]:
+        """The whole issue, or each personal version asked for, rendered the way delivery renders it."""
+        if self.personalise is None:
+            return [View("the whole issue", checked.edition.html, checked.edition.text)]
+        views = []
+        for personal in self.personalise(checked.issue):
+            edition = self.editor.renderer.render(personal.issue, with_html=not personal.text_only)
+            page = (
+                TEXT_ONLY_PAGE.format(label=html.escape(personal.label))
+                if personal.text_only
+                else edition.html
+            )
+            views.append(View(personal.label, page, edition.text))
+        return views
+
+    def view(self, number: int) -> View:
+        """View `number` (from 0), or the first when there is no such view any more."""
+        views = self.current().views or [View("", self.html, self.text)]
+        return views[number] if 0 <= number < len(views) else views[0]
+
+
+def _view_number(query: str) -> int:
+    values = parse_qs(query).get("view", ["0"])
+    return int(values[0]) if values[0].isdigit() else 0
 
 
 def _newest(*folders: Path) -> str:
@@ -81,22 +142,39 @@ def _newest(*folders: Path) -> str:
     )
 
 
-def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """Build (not start) the preview server; port 0 picks a free port."""
-    state = PreviewState(editor, slug).current()
+class PreviewServer(ThreadingHTTPServer):
+    """The preview's HTTP server, holding the state it serves."""
+
+    daemon_threads = True
+    state: PreviewState
+
+
+def make_server(
+    editor: Editor,
+    slug: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    personalise: Personalise | None = None,
+) -> PreviewServer:
+    """Build (not start) the preview server; port 0 picks a free port.
+
+    With `personalise`, the page offers each version it returns (`?view=N`) instead of the whole issue.
+    """
+    state = PreviewState(editor, slug, personalise).current()
     page, static = _preview_files(editor.settings.theme_dir, slug=slug, live=True)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = urlsplit(self.path).path
+            parts = urlsplit(self.path)
+            path, number = parts.path, _view_number(parts.query)
             if path == "/":
                 self._send(page, "text/html; charset=utf-8")
             elif path in STATIC:
                 self._send(static[path], STATIC[path])
             elif path == "/email.html":
-                self._send(state.current().html.encode(), "text/html; charset=utf-8")
+                self._send(state.view(number).html.encode(), "text/html; charset=utf-8")
             elif path == "/email.txt":
-                self._send(state.current().text.encode(), "text/plain; charset=utf-8")
+                self._send(state.view(number).text.encode(), "text/plain; charset=utf-8")
             elif path == "/state":
                 now = state.current()
                 body = {
@@ -104,6 +182,7 @@ def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 
                     "problems": now.problems,
                     "summary": now.summary,
                     "rendered_at": now.rendered_at,
+                    "views": [view.label for view in now.views],
                 }
                 self._send(json.dumps(body).encode(), "application/json")
             else:
@@ -121,10 +200,10 @@ def make_server(editor: Editor, slug: str, host: str = "127.0.0.1", port: int = 
             """Keep the editor's terminal quiet: one line per render is printed by the CLI instead."""
 
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = PreviewServer((host, port), Handler)
     except OSError as error:
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror}; try another --port") from None
-    server.daemon_threads = True
+    server.state = state
     return server
 
 

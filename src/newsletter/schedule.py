@@ -29,7 +29,7 @@ def _job_id(campaign_id: int) -> str:
 
 def fire(campaign_id: int) -> None:
     """The job's function: hand the campaign to the worker running this scheduler."""
-    for callback in _on_due.values():
+    for callback in list(_on_due.values()):  # a worker may be starting or stopping meanwhile
         callback(campaign_id)
 
 

@@ -2,6 +2,9 @@
 
 Nothing else in the engine reads the environment or the settings file, so a
 test or a library user can build a Settings by hand and get the same behaviour.
+Relative paths are made absolute here, once, against the folder that holds
+the settings file: every command then behaves the same from any working
+directory, and no code downstream ever sees a relative path.
 """
 
 from __future__ import annotations
@@ -18,15 +21,40 @@ from newsletter.errors import UserError, display_path
 
 SETTINGS_FILE = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
+CONFIG_VARIABLE = "NEWSLETTER_CONFIG"  # the settings file to read, when it is not in the working directory
+SQLITE_PREFIX = "sqlite:///"
+DEFAULT_DATABASE_URL = "sqlite:///newsletter.sqlite3"
+PATH_SETTINGS = ("issues_dir", "theme_dir", "vocabulary_dir")
+# Folders a project may hold to replace the bundled ones: (setting, folder, a file that shows it is there).
+PROJECT_FOLDERS = (("theme_dir", "templates", "email"), ("vocabulary_dir", "subscribers", "topics.yaml"))
 DEFAULT_SECRET_KEY = "change-me-this-key-is-only-for-trying-things-out"
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
+# What each setting is for, in a line: written into the settings file `newsletter init` makes.
+SETTING_HELP = {
+    "database_url": "the database: a SQLite file (relative to this folder) or postgresql+psycopg://user@host/db",
+    "smtp_url": "the relay mail goes out through: smtp://host:port, smtps://..., user:password@ for login",
+    "base_url": "the public address of `newsletter serve`: links in every email point here",
+    "secret_key": "signs every link in every email; keep it secret, and never change it once mail has gone out",
+    "from_address": "who the newsletter comes from",
+    "reply_to": "where replies go",
+    "list_id": "the List-Id header mail programs file the newsletter by",
+    "postal_address": "the postal address every email carries (the law asks for one)",
+    "timezone": "the zone `send --at` times are in",
+    "max_rate": "messages a second at most, all recipients together (0: as fast as the relay takes them)",
+    "domain_rate": "messages a second at most to any one recipient domain (0: no limit)",
+    "concurrency": "SMTP connections a worker keeps open",
+    "network_name": "the network's name, in emails and on the pages",
+    "issues_dir": "the folder of issues, one folder each",
+    "theme_dir": "the theme (default: templates/ here if there is one, else the bundled theme)",
+    "vocabulary_dir": "topics, regions, sectors, lists and segments (default: subscribers/ here)",
+}
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every setting the engine uses; the field names are the keys of `newsletter.toml`."""
 
-    database_url: str = "sqlite:///newsletter.sqlite3"
+    database_url: str = DEFAULT_DATABASE_URL
     smtp_url: str = "smtp://127.0.0.1:8025"
     base_url: str = "https://news.health-equity-network.example.org"
     secret_key: str = DEFAULT_SECRET_KEY
@@ -44,22 +72,63 @@ class Settings:
     vocabulary_dir: Path = field(default_factory=lambda: _project_or_bundled("subscribers", "topics.yaml"))
 
     @classmethod
-    def load(cls, directory: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read `newsletter.toml` (if present) in `directory`, then let `NEWSLETTER_*` win."""
-        directory = directory or Path.cwd()
+    def load(
+        cls,
+        directory: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        config: Path | None = None,
+    ) -> Settings:
+        """Read the settings file, then let `NEWSLETTER_*` win; relative paths made absolute.
+
+        The file is `config` if given, else the one `NEWSLETTER_CONFIG` names, else
+        `newsletter.toml` in `directory` (the working directory by default). Paths written in the
+        file are relative to the file's folder; paths from the environment to the working
+        directory; defaults to the project folder (the file's folder, or the working directory).
+        """
+        directory = (directory or Path.cwd()).resolve()
         environ = os.environ if environ is None else environ
+        origin = "--config"
+        if config is None and environ.get(CONFIG_VARIABLE):
+            config, origin = Path(environ[CONFIG_VARIABLE]), f"environment variable {CONFIG_VARIABLE}"
+        if config is not None:
+            config = (directory / config).resolve()
+            if not config.is_file():
+                raise UserError(f"{origin}: there is no settings file at {config}")
+        path = config or directory / SETTINGS_FILE
+        project = path.parent
         values: dict[str, object] = {}
         sources: dict[str, str] = {}
-        path = directory / SETTINGS_FILE
         if path.is_file():
             values.update(_read_toml(path))
             sources.update(dict.fromkeys(values, display_path(path)))
+        bases = dict.fromkeys(values, project)
         for name in _field_types():
             variable = ENV_PREFIX + name.upper()
             if variable in environ:
                 values[name] = environ[variable]
                 sources[name] = f"environment variable {variable}"
+                bases[name] = directory
+        values.setdefault("issues_dir", "issues")
+        for name, folder, marker in PROJECT_FOLDERS:
+            if name not in values:
+                local = project / folder
+                values[name] = local if (local / marker).exists() else BUNDLED_ROOT / folder
+        for name in PATH_SETTINGS:
+            if isinstance(values.get(name), str | Path):
+                values[name] = (bases.get(name, project) / str(values[name])).resolve()
+        url = values.get("database_url", DEFAULT_DATABASE_URL)
+        if isinstance(url, str):
+            values["database_url"] = absolute_sqlite_url(url, bases.get("database_url", project))
         return cls.from_mapping(values, sources)
+
+    def __post_init__(self) -> None:
+        """A Settings built by hand gets the same guarantee as a loaded one: no relative path
+        (they are taken against the working directory, the only folder a caller can mean)."""
+        for name in PATH_SETTINGS:
+            value = getattr(self, name)
+            if isinstance(value, Path) and not value.is_absolute():
+                object.__setattr__(self, name, value.resolve())
+        object.__setattr__(self, "database_url", absolute_sqlite_url(self.database_url, Path.cwd()))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object], sources: Mapping[str, str] | None = None) -> Settings:
@@ -77,13 +146,25 @@ class Settings:
 
 
 def _project_or_bundled(folder: str, marker: str) -> Path:
-    """The working directory's own folder when it has one, else the one shipped with the code.
-
-    So a network's project folder may hold only `issues/` and still get the
-    default theme and vocabulary, and may override either by adding its own.
-    """
-    local = Path(folder)
+    """The working directory's own folder when it has one, else the one shipped with the code
+    (the default of a Settings built by hand; `load` decides against the project folder instead)."""
+    local = Path(folder).resolve()
     return local if (local / marker).exists() else BUNDLED_ROOT / folder
+
+
+def absolute_sqlite_url(url: str, base: Path) -> str:
+    """`sqlite:///newsletter.sqlite3` -> `sqlite:////project/newsletter.sqlite3`; other URLs as they are.
+
+    SQLite's URL holds a file path, and a relative one would name a different file from every
+    working directory: the database a command opens must not depend on where it was started.
+    """
+    if not url.startswith(SQLITE_PREFIX):
+        return url
+    rest = url[len(SQLITE_PREFIX) :]
+    file, _, query = rest.partition("?")
+    if not file or file == ":memory:" or file.startswith("/"):
+        return url
+    return SQLITE_PREFIX + str((base / file).resolve()) + (f"?{query}" if query else "")
 
 
 def _field_types() -> dict[str, str]:

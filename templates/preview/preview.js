@@ -5,6 +5,23 @@
   const status = document.getElementById("status");
   const problems = document.getElementById("problems");
   const list = document.getElementById("problem-list");
+  const views = document.getElementById("views");
+  const viewList = document.getElementById("view-list");
+  const view = new URLSearchParams(location.search).get("view") || "0";
+
+  function showViews(labels) {
+    // One entry per distinct email (`preview --as` or `--segment`); the whole issue needs no menu.
+    views.hidden = labels.length < 2 && !(labels.length === 1 && labels[0] !== "the whole issue");
+    viewList.replaceChildren(...labels.map((label, number) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = "/?view=" + number;
+      link.textContent = label;
+      if (String(number) === view) link.setAttribute("aria-current", "page");
+      item.append(link);
+      return item;
+    }));
+  }
 
   async function refresh() {
     try {
@@ -13,9 +30,10 @@
       if (state.stamp !== stamp) {
         stamp = state.stamp;
         for (const id of ["phone", "desktop"]) {
-          document.getElementById(id).src = "/email.html?v=" + encodeURIComponent(stamp);
+          document.getElementById(id).src = "/email.html?view=" + view + "&v=" + encodeURIComponent(stamp);
         }
-        const text = await fetch("/email.txt?v=" + encodeURIComponent(stamp), { cache: "no-store" });
+        const text = await fetch("/email.txt?view=" + view + "&v=" + encodeURIComponent(stamp), { cache: "no-store" });
+        showViews(state.views || []);
         document.getElementById("text").textContent = await text.text();
         list.replaceChildren(...state.problems.map((p) => {
           const item = document.createElement("li");

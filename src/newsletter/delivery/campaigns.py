@@ -32,7 +32,13 @@ class CampaignReport:
     campaign: Campaign
     counts: dict[str, int]
     rate_per_second: float
-    seconds_left: float | None
+    seconds_left: float | None  # only while a worker is sending: no estimate when nobody is
+    activity: ledger.Activity | None = None  # for a campaign that is sending: is anyone at work on it
+
+    @property
+    def no_worker(self) -> bool:
+        """Sending, messages due, and no worker holding a lease: nothing is going out."""
+        return self.activity is not None and not self.activity.live_leases and bool(self.activity.due_now)
 
     @property
     def total(self) -> int:
@@ -83,10 +89,34 @@ def _offset(delta: dt.timedelta | None) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def create(
-    editor: Editor, audience: Audience, slug: str, audiences: list[str], send_at: dt.datetime | None
-) -> tuple[Campaign, int]:
-    """Check the issue, resolve the audience, and schedule the campaign; returns it and the audience size now."""
+@dataclass(frozen=True)
+class SendPlan:
+    """What `send` is about to do, worked out before anything is written: the editor confirms it."""
+
+    slug: str
+    subject: str
+    source: str  # the issue file's text, kept with the campaign
+    audiences: list[str]
+    send_at: dt.datetime  # UTC
+    members: int  # members of the audience who can be mailed now
+    already: int  # of them, members another campaign of this issue sent it to or is sending it to
+    resend: bool
+
+    @property
+    def to_send(self) -> int:
+        """Members the campaign would send to if it started now."""
+        return self.members if self.resend else self.members - self.already
+
+
+def plan(
+    editor: Editor,
+    audience: Audience,
+    slug: str,
+    audiences: list[str],
+    send_at: dt.datetime | None = None,
+    resend: bool = False,
+) -> SendPlan:
+    """Check the issue and count the audience, and who of it already has the issue; writes nothing."""
     if not audiences:
         raise UserError("say who to send to: --to SEGMENT_OR_LIST (one or more)")
     checked = editor.check(slug)
@@ -94,21 +124,76 @@ def create(
         raise ProblemsFound(checked.problems)
     audience.ready()
     where = audience.segments.audience(list(audiences), audience.vocabulary.lists)
-    source = checked.path.read_text(encoding="utf-8-sig")
+    count = select(func.count()).select_from(Subscriber)
     with audience.database.session() as session:
-        size = session.scalar(select(func.count()).select_from(Subscriber).where(where)) or 0
+        members = session.scalar(count.where(where)) or 0
+        already = session.scalar(count.where(where & ledger.has_issue(checked.issue.slug))) or 0
+    return SendPlan(
+        slug=checked.issue.slug,
+        subject=checked.edition.subject,
+        source=checked.path.read_text(encoding="utf-8-sig"),
+        audiences=list(dict.fromkeys(audiences)),
+        send_at=send_at or utcnow(),
+        members=members,
+        already=already,
+        resend=resend,
+    )
+
+
+def refuse_repeat(planned: SendPlan) -> None:
+    """An issue goes to each member once: refuse a campaign that would reach nobody new."""
+    if planned.resend or not planned.already or planned.to_send:
+        return
+    everyone = "all" if planned.already > 1 else "the"
+    raise UserError(
+        f"{everyone} {planned.already:,} member{'s' if planned.already != 1 else ''} of "
+        f"{', '.join(planned.audiences)} already got {planned.slug} (or are being sent it) from an earlier "
+        "campaign, so this one would send nothing; add --resend to send it to them again"
+    )
+
+
+def create(
+    editor: Editor,
+    audience: Audience,
+    slug: str,
+    audiences: list[str],
+    send_at: dt.datetime | None,
+    resend: bool = False,
+) -> tuple[Campaign, int]:
+    """Check the issue, resolve the audience, and schedule the campaign; returns it and the audience size now."""
+    planned = plan(editor, audience, slug, audiences, send_at, resend)
+    refuse_repeat(planned)
+    return schedule(audience, planned), planned.to_send
+
+
+def schedule(audience: Audience, planned: SendPlan) -> Campaign:
+    """Write the campaign a plan describes; a worker starts it when its time comes."""
+    with audience.database.session() as session:
         campaign = Campaign(
-            issue_slug=checked.issue.slug,
-            issue_source=source,
-            subject=checked.edition.subject,
-            audiences=list(dict.fromkeys(audiences)),
+            issue_slug=planned.slug,
+            issue_source=planned.source,
+            subject=planned.subject,
+            audiences=planned.audiences,
             status=CampaignStatus.SCHEDULED,
-            send_at=send_at or utcnow(),
+            send_at=planned.send_at,
             created_at=utcnow(),
+            resend=planned.resend,
         )
         session.add(campaign)
         session.flush()
-    return campaign, size
+    return campaign
+
+
+def refuse_past(send_at: dt.datetime, text: str, timezone: str, now: dt.datetime | None = None) -> None:
+    """`--at` earlier than the current minute would go out at once: surely not what was meant."""
+    now = now or utcnow()
+    if send_at < now.replace(second=0, microsecond=0):
+        zone = ZoneInfo(timezone)
+        local = now.replace(tzinfo=dt.UTC).astimezone(zone)
+        raise UserError(
+            f"--at '{text}' is in the past: it is now {local:%Y-%m-%d %H:%M} in {timezone}; "
+            "give a later time, or leave out --at to send now"
+        )
 
 
 def start_due(audience: Audience, domain: str, now: dt.datetime | None = None) -> list[int]:
@@ -132,6 +217,10 @@ def start_due(audience: Audience, domain: str, now: dt.datetime | None = None) -
 def start(audience: Audience, campaign_id: int, domain: str) -> bool:
     """Scheduled -> sending, with the snapshot, once; False if another worker already started it."""
     with audience.database.session() as session:
+        issue_slug = session.scalar(select(Campaign.issue_slug).where(Campaign.id == campaign_id))
+        if issue_slug is None:
+            return False
+        ledger.lock_issue(session, issue_slug)
         won = session.execute(
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
@@ -197,5 +286,7 @@ def report(session: Session, campaign: Campaign) -> CampaignReport:
         counts.get(s.value, 0)
         for s in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
     )
-    left = waiting / rate if rate > 0 and campaign.status == CampaignStatus.SENDING else None
-    return CampaignReport(campaign, counts, rate, left)
+    activity = ledger.activity(session, campaign.id) if campaign.status == CampaignStatus.SENDING else None
+    working = activity is not None and activity.live_leases > 0
+    left = waiting / rate if rate > 0 and working else None
+    return CampaignReport(campaign, counts, rate, left, activity)

@@ -69,9 +69,50 @@ class Claimed:
     worker: str  # the lease holder: only it may record this row's result
 
 
+# Rows that mean a member has had an issue, or is still to get it from a campaign that goes on.
+PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.DEFERRED)
+GOING_ON = (CampaignStatus.SENDING, CampaignStatus.PAUSED)
+
+
+def has_issue(issue_slug: str, other_than: int | None = None) -> ColumnElement[bool]:
+    """Members another campaign of this issue sent it to, or is still sending it to.
+
+    The one rule behind `send`'s refusal to send an issue twice and the snapshot that leaves
+    those members out: a campaign cancelled or finished before reaching a member does not count.
+    """
+    earlier = Campaign.issue_slug == issue_slug
+    if other_than is not None:
+        earlier &= Campaign.id != other_than
+    return exists(
+        select(Delivery.id)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(
+            Delivery.subscriber_id == Subscriber.id,
+            earlier,
+            (Delivery.status == DeliveryStatus.SENT)
+            | (Delivery.status.in_(PENDING) & Campaign.status.in_(GOING_ON)),
+        )
+    )
+
+
+def lock_issue(session: Session, issue_slug: str) -> None:
+    """Hold every campaign row of one issue until the transaction ends (PostgreSQL; SQLite has one
+    writer anyway), always in id order, so campaigns of one issue start one after another."""
+    session.execute(
+        select(Campaign.id).where(Campaign.issue_slug == issue_slug).order_by(Campaign.id).with_for_update()
+    ).all()
+
+
 def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool], message_domain: str) -> int:
-    """Fix the recipients: one queued row per member of the audience, each with its Message-ID."""
+    """Fix the recipients: one queued row per member of the audience, each with its Message-ID.
+
+    Members another campaign of the same issue sent it to, or is sending it to, are left out
+    unless the campaign was made with `--resend`. The caller holds `lock_issue`, so two campaigns
+    of one issue starting together cannot both take the same member.
+    """
     now = utcnow()
+    if not campaign.resend:
+        audience = audience & ~has_issue(campaign.issue_slug, other_than=campaign.id)
     message_id = literal(f"<nl.{campaign.id}.") + cast(Subscriber.id, String) + literal(f"@{message_domain}>")
     rows = select(
         literal(campaign.id),
@@ -354,3 +395,63 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Whether anyone is working on a campaign now: what `status` says instead of guessing."""
+
+    live_leases: int  # rows a worker holds a lease on that has not run out
+    due_now: int  # rows waiting for a worker right now
+    next_attempt_at: dt.datetime | None  # the earliest retry still to come
+
+
+def activity(session: Session, campaign_id: int, now: dt.datetime | None = None) -> Activity:
+    """Leases that have not run out mean a worker is sending; due rows with none mean nobody is."""
+    now = now or utcnow()
+    ours = Delivery.campaign_id == campaign_id
+    live = select(func.count()).where(
+        ours, Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at >= now
+    )
+    due = select(func.count()).where(
+        ours,
+        (
+            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED])
+            & (Delivery.next_attempt_at <= now)
+        )
+        | ((Delivery.status == DeliveryStatus.SENDING) & (Delivery.lease_expires_at < now)),
+    )
+    later = select(func.min(Delivery.next_attempt_at)).where(
+        ours, Delivery.status == DeliveryStatus.DEFERRED, Delivery.next_attempt_at > now
+    )
+    return Activity(session.scalar(live) or 0, session.scalar(due) or 0, session.scalar(later))
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A member a campaign has not reached (yet): who, how it stands, and what the relay said."""
+
+    email: str
+    status: str
+    attempts: int
+    last_reply: str
+    updated_at: dt.datetime
+
+
+TROUBLED = (DeliveryStatus.DEFERRED, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
+
+
+def troubles(session: Session, campaign_id: int, limit: int | None = None) -> list[Trouble]:
+    """Deferred, failed and bounced rows: failed and bounced first, then by address."""
+    order = (Delivery.status == DeliveryStatus.DEFERRED, Subscriber.email)
+    rows = session.execute(
+        select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.last_reply, Delivery.updated_at)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(TROUBLED))
+        .order_by(*order)
+        .limit(limit)
+    )
+    return [
+        Trouble(email, DeliveryStatus(status).value, attempts, last_reply or "", updated_at)
+        for email, status, attempts, last_reply, updated_at in rows
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import queue
 import signal
@@ -10,11 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from newsletter.audience.service import Audience
-from newsletter.db.models import Campaign, TestSend, utcnow
-from newsletter.delivery import campaigns
+from newsletter.content.model import Issue
+from newsletter.db.models import Campaign, CampaignStatus, TestSend, utcnow
+from newsletter.delivery import campaigns, ledger, lookahead
 from newsletter.delivery.campaigns import CampaignReport
+from newsletter.delivery.lookahead import Foreseen
 from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
 from newsletter.delivery.tokens import Tokens
 from newsletter.delivery.transport import SmtpTransport
@@ -38,15 +42,61 @@ class Sending:
     def close(self) -> None:
         self.audience.close()
 
-    def send(self, slug: str, audiences: list[str], at: str | None = None) -> tuple[Campaign, int]:
-        """Check the issue and schedule a campaign (now, or `at` in the configured time zone)."""
-        send_at = campaigns.parse_when(at, self.settings.timezone) if at else None
-        campaign, size = campaigns.create(self.editor, self.audience, slug, audiences, send_at)
-        schedule_campaign(self.settings.database_url, campaign.id, campaign.send_at)
-        return campaign, size
+    def plan(
+        self, slug: str, audiences: list[str], at: str | None = None, resend: bool = False
+    ) -> campaigns.SendPlan:
+        """What `send` would do, checked and counted, nothing written: refuses a time in the past and
+        a campaign that would only repeat the issue to members who already had it."""
+        send_at = None
+        if at:
+            send_at = campaigns.parse_when(at, self.settings.timezone)
+            campaigns.refuse_past(send_at, at, self.settings.timezone)
+        planned = campaigns.plan(self.editor, self.audience, slug, audiences, send_at, resend)
+        campaigns.refuse_repeat(planned)
+        return planned
 
-    def send_test(self, slug: str, addresses: list[str]) -> dict[str, str]:
-        """One copy, subject prefixed [TEST], to each address; recorded apart from campaigns."""
+    def schedule(self, planned: campaigns.SendPlan) -> Campaign:
+        """Write the planned campaign and its scheduler job."""
+        campaign = campaigns.schedule(self.audience, planned)
+        schedule_campaign(self.settings.database_url, campaign.id, campaign.send_at)
+        return campaign
+
+    def send(
+        self, slug: str, audiences: list[str], at: str | None = None, resend: bool = False
+    ) -> tuple[Campaign, int]:
+        """Check the issue and schedule a campaign (now, or `at` in the configured time zone);
+        returns it and how many members it would send to now."""
+        planned = self.plan(slug, audiences, at, resend)
+        return self.schedule(planned), planned.to_send
+
+    def foresee(
+        self, issue: Issue, as_email: str | None = None, segment: str | None = None
+    ) -> list[Foreseen]:
+        """The distinct emails one member (`as_email`) or a segment's members will get of `issue`."""
+        return lookahead.foresee(issue, self.profiles(as_email, segment))
+
+    def profiles(self, as_email: str | None = None, segment: str | None = None) -> list[lookahead.Profile]:
+        """The choices of one member, or of every member of a segment, read once."""
+        if (as_email is None) == (segment is None):
+            raise UserError("say whose email to show: --as EMAIL or --segment NAME (one of them)")
+        self.audience.ready()
+        with self.audience.database.session() as session:
+            if as_email is not None:
+                return [lookahead.member_profile(session, as_email)]
+            where = self.audience.segments.audience([segment or ""], self.audience.vocabulary.lists)
+            found = lookahead.audience_profiles(session, where)
+        if not found:
+            raise UserError(
+                f"--segment {segment}: nobody in it can be mailed now, so there is nothing to show"
+            )
+        return found
+
+    def send_test(self, slug: str, addresses: list[str], as_email: str | None = None) -> dict[str, str]:
+        """One copy, subject prefixed [TEST], to each address; recorded apart from campaigns.
+
+        With `as_email`, the copy is the one that member will get (their topics, region and format),
+        with links that act on nobody (test links, never the member's own).
+        """
         from newsletter.audience import addresses as address_rules
 
         checked = self.editor.check(slug)
@@ -57,8 +107,13 @@ class Sending:
         except address_rules.InvalidAddress as error:
             raise UserError(f"--test: {error}") from None
         self.audience.ready()
+        edition, text_only = checked.edition, False
+        if as_email is not None:
+            (view,) = self.foresee(checked.issue, as_email=as_email)
+            edition = self.editor.renderer.render(view.issue, with_html=not view.text_only)
+            text_only = view.text_only
         prepared = PreparedMessage.build(
-            checked.edition, self.settings, text_only=False, subject_prefix=TEST_PREFIX
+            edition, self.settings, text_only=text_only, subject_prefix=TEST_PREFIX
         )
         tokens = Tokens(self.settings.secret_key)
         transport = SmtpTransport(self.settings.smtp_url)
@@ -70,7 +125,7 @@ class Sending:
             session.flush()
             try:
                 for number, address in enumerate(normal):
-                    recipient = Recipient(0, address, "", False)
+                    recipient = Recipient(0, address, "", text_only)
                     message_id = f"<nl.test.{record.id}.{number}@{domain}>"
                     sender, wire = prepared.wire(recipient, message_id, tokens)
                     reply = transport.send_wire(sender, address, wire)
@@ -93,6 +148,31 @@ class Sending:
             if campaign is None:
                 raise UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
             return campaigns.report(session, campaign)
+
+    def troubles(self, campaign_id: int) -> list[ledger.Trouble]:
+        """Who a campaign has not reached: deferred, failed and bounced, with the relay's reply."""
+        self.status(campaign_id)  # a clear error for a campaign that does not exist
+        with self.audience.database.session() as session:
+            return ledger.troubles(session, campaign_id)
+
+    def active(self) -> list[CampaignReport]:
+        """Campaigns being sent now (or paused halfway), oldest first."""
+        self.audience.ready()
+        going_on = (CampaignStatus.SENDING, CampaignStatus.PAUSED)
+        with self.audience.database.session() as session:
+            rows = session.scalars(
+                select(Campaign).where(Campaign.status.in_(going_on)).order_by(Campaign.id)
+            )
+            return [campaigns.report(session, campaign) for campaign in rows]
+
+    def finished_since(self, moment: dt.datetime) -> list[CampaignReport]:
+        """Campaigns that finished (sent or cancelled) at or after `moment`, in the order they finished."""
+        self.audience.ready()
+        with self.audience.database.session() as session:
+            rows = session.scalars(
+                select(Campaign).where(Campaign.finished_at >= moment).order_by(Campaign.finished_at)
+            )
+            return [campaigns.report(session, campaign) for campaign in rows]
 
     def steer(self, campaign_id: int, action: str) -> Campaign:
         self.audience.ready()
@@ -164,6 +244,43 @@ class Sending:
                 "; ".join(problems or [f"worker processes ended abnormally: {', '.join(crashed)}"])
             )
         return total
+
+
+class ProgressWatch:
+    """Follows the campaigns being sent, from the ledger, so it sees every worker's progress.
+
+    `poll` hands `show` each campaign going on, and once each campaign that finished since the
+    watch began (with `finished` true); a thread calls it every few seconds while the worker runs,
+    and the caller once more at the end, so a short run still says how each campaign went.
+    """
+
+    def __init__(self, sending: Sending, show: Callable[[CampaignReport, bool], None]) -> None:
+        self.sending = sending
+        self.show = show
+        self.since = utcnow()
+        self.announced: set[int] = set()
+
+    def poll(self) -> None:
+        for report in self.sending.finished_since(self.since):
+            if report.campaign.id not in self.announced:
+                self.announced.add(report.campaign.id)
+                self.show(report, True)
+        for report in self.sending.active():
+            self.show(report, False)
+
+    def run_every(self, seconds: float, stop: threading.Event) -> threading.Thread:
+        """Poll in a daemon thread until `stop` is set; the caller polls once more at the end."""
+
+        def loop() -> None:
+            while not stop.wait(seconds):
+                try:
+                    self.poll()
+                except OperationalError:
+                    continue  # the database busy this time: progress waits for the next poll
+
+        thread = threading.Thread(target=loop, name="newsletter-progress", daemon=True)
+        thread.start()
+        return thread
 
 
 def _work_in_child(settings: Settings, once: bool, options: dict[str, float], results: Any) -> None:

@@ -78,6 +78,30 @@ class Personaliser:
             sections.append(section)
         return dataclasses.replace(self.issue, sections=tuple(sections))
 
+    def left_out(self, key: VariantKey) -> list[str]:
+        """The tagged sections and items members with this key do not get, each named with its topics:
+        what an editor checks before sending (a report hidden from a member who did not pick its topic)."""
+        flags = iter(key.kept)
+        missing = []
+        for section in self.issue.sections:
+            section_kept = not section.topics or next(flags)
+            if not section_kept:
+                missing.append(f"{_name(section)} ({', '.join(section.topics)})")
+            for item in getattr(section, "items", ()):
+                tags = getattr(item, "topics", ())
+                if tags and not next(flags) and section_kept:
+                    missing.append(f"{_name(item)} ({', '.join(tags)})")
+        return missing
+
+
+def _name(part: object) -> str:
+    """How an editor would name a section or item: its title, place, heading or label."""
+    for attribute in ("title", "place", "heading", "label"):
+        value = getattr(part, attribute, None)
+        if value:
+            return str(value)
+    return str(getattr(part, "KIND", type(part).__name__))
+
 
 def _wanted(tags: tuple[str, ...], chosen: frozenset[str] | None) -> bool:
     return not tags or chosen is NO_CHOICE or bool(chosen & set(tags))

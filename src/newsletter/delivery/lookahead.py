@@ -1,0 +1,104 @@
+"""What a member, or each member of a segment, will receive: seen before sending, not after.
+
+Topic targeting and regional ordering make members' emails differ. An editor
+must be able to see, before sending, that a Welsh council member who did not
+pick `marmot-places` will not get the Gwent report. The keys and the content
+come from the same `Personaliser` the worker uses, and the members' choices
+are read the way the worker's claim reads them, so the preview is the email.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from newsletter.audience import members
+from newsletter.content.model import Issue
+from newsletter.db.models import Format, Subscriber, SubscriberTopic, Topic
+from newsletter.delivery.variants import Personaliser, VariantKey
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The choices of one member that personalisation looks at."""
+
+    email: str
+    topics: tuple[str, ...]
+    region: str | None
+    text_only: bool
+
+
+@dataclass(frozen=True)
+class Foreseen:
+    """One distinct email: who gets it, and the issue as they will read it."""
+
+    label: str
+    members: int
+    example: str  # one member who gets it
+    issue: Issue
+    text_only: bool
+    left_out: tuple[str, ...]  # tagged sections and items these members do not get
+
+
+def member_profile(session: Session, email: str) -> Profile:
+    """One member's choices; a clear error names an address that is not a member."""
+    member = members.require(session, email)
+    return _profiles(session, Subscriber.id == member.id)[0]
+
+
+def audience_profiles(session: Session, where: ColumnElement[bool]) -> list[Profile]:
+    """Every member of an audience (a segment's condition), with their choices."""
+    return _profiles(session, where)
+
+
+def _profiles(session: Session, where: ColumnElement[bool]) -> list[Profile]:
+    rows = session.execute(
+        select(Subscriber.id, Subscriber.email, Subscriber.region, Subscriber.format)
+        .where(where)
+        .order_by(Subscriber.id)
+    ).all()
+    chosen: dict[int, list[str]] = defaultdict(list)
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), 500):  # bounded IN lists: SQLite limits parameters per statement
+        topic_rows = session.execute(
+            select(SubscriberTopic.subscriber_id, Topic.slug)
+            .join(Topic, Topic.id == SubscriberTopic.topic_id)
+            .where(SubscriberTopic.subscriber_id.in_(ids[start : start + 500]))
+        )
+        for subscriber_id, slug in topic_rows:
+            chosen[subscriber_id].append(slug)
+    return [
+        Profile(row.email, tuple(sorted(chosen[row.id])), row.region, row.format == Format.TEXT)
+        for row in rows
+    ]
+
+
+def foresee(issue: Issue, profiles: list[Profile]) -> list[Foreseen]:
+    """The distinct emails these members will get, most members first."""
+    personaliser = Personaliser(issue)
+    groups: dict[VariantKey, list[Profile]] = defaultdict(list)
+    for profile in profiles:
+        groups[personaliser.key(profile.topics, profile.region, profile.text_only)].append(profile)
+    ordered = sorted(groups.items(), key=lambda pair: -len(pair[1]))
+    foreseen = []
+    for number, (key, group) in enumerate(ordered, start=1):
+        left_out = tuple(personaliser.left_out(key))
+        if len(profiles) == 1:
+            label = f"as {group[0].email}"
+        else:
+            label = f"variant {number}: {len(group):,} member{'s' if len(group) != 1 else ''}"
+        foreseen.append(
+            Foreseen(label, len(group), group[0].email, personaliser.issue_for(key), key.text_only, left_out)
+        )
+    return foreseen
+
+
+def describe(view: Foreseen) -> str:
+    """One line for the terminal: who, what format, what they miss."""
+    parts = [view.label, f"for example {view.example}" if view.members > 1 else ""]
+    parts.append("plain text only" if view.text_only else "HTML and text")
+    parts.append(f"without: {'; '.join(view.left_out)}" if view.left_out else "everything in the issue")
+    return ", ".join(part for part in parts if part)
