@@ -119,9 +119,28 @@ def duplicate_ids(root: Path) -> list[str]:
     ]
 
 
+# Pages of the web app that the archive links to: not files of the build, served beside it at the root.
+APP_PAGES = frozenset({"/subscribe"})
+
+
+def resolve(page_url: str, link: str) -> str:
+    """The site path a relative `link` on the page at `page_url` leads to, as a browser resolves it."""
+    base = page_url.rsplit("/", 1)[0] + "/"
+    target_url = link if link.startswith("/") else base + link
+    resolved: list[str] = []
+    for segment in target_url.split("/"):
+        if segment == "..":
+            if len(resolved) > 1:
+                resolved.pop()
+        elif segment != ".":
+            resolved.append(segment)
+    return "/".join(resolved) or "/"
+
+
 def broken_links(root: Path) -> list[str]:
     """Every internal href/src in every HTML file under `root` that does not resolve to a file (and,
-    with a #fragment, to an element with that id), as if `root` were served at `/`."""
+    with a #fragment, to an element with that id), as if `root` were served at `/` beside the web
+    app (whose `APP_PAGES` are not files)."""
     broken = []
     parsed: dict[Path, _Links] = {}
     for page in sorted(root.rglob("*.html")):
@@ -132,16 +151,10 @@ def broken_links(root: Path) -> list[str]:
             if parts.scheme or parts.netloc:
                 continue  # external (https:, mailto:): not ours to check
             if parts.path:
-                base = page_url.rsplit("/", 1)[0] + "/"
-                target_url = parts.path if parts.path.startswith("/") else base + parts.path
-                resolved = []
-                for segment in target_url.split("/"):
-                    if segment == "..":
-                        if resolved:
-                            resolved.pop()
-                    elif segment != ".":
-                        resolved.append(segment)
-                target = root / unquote("/".join(resolved)).lstrip("/")
+                target_url = resolve(page_url, parts.path)
+                if target_url in APP_PAGES:
+                    continue
+                target = root / unquote(target_url).lstrip("/")
                 if target_url.endswith("/") or target.is_dir():
                     target = target / "index.html"
             else:

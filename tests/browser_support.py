@@ -5,11 +5,15 @@ Screenshots land in test-artifacts/ so a person can look at what subscribers and
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+Scheme = Literal["light", "dark"]  # the reader's prefers-color-scheme, emulated
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 # As root, in a sandbox with no network beyond loopback: no sandboxing, no background fetches.
@@ -38,8 +42,9 @@ def overflow(page: Page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
-def open_page(browser: Browser, url: str, width: int) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900})
+def open_page(browser: Browser, url: str, width: int, color_scheme: Scheme = "light") -> Page:
+    """`url` in a new page `width` CSS pixels wide, with the reader's light or dark setting emulated."""
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=color_scheme)
     page.goto(url)
     return page
 
@@ -50,3 +55,53 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# For each element `selector` matches (and is shown): its text colour, the first opaque background at
+# or behind it, the one behind its parent (what a button's edge must stand out from), its border and
+# outline colours, as the browser computed them.
+_COLOURS = """(selector) => {
+    const behind = (e) => {
+        for (; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    return [...document.querySelectorAll(selector)]
+        .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+        .map(e => {
+            const style = getComputedStyle(e);
+            return {
+                name: e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+                    + ' "' + e.textContent.trim().slice(0, 30) + '"',
+                text: e.textContent.trim(),
+                color: style.color, background: behind(e), around: behind(e.parentElement),
+                border: style.borderTopColor, outline: style.outlineColor,
+            };
+        });
+}"""
+
+
+def colours(page: Page, selector: str) -> list[dict[str, str]]:
+    """The computed colours of every shown element matching `selector` (see `_COLOURS`)."""
+    return page.evaluate(_COLOURS, selector)
+
+
+def one_click_post(url: str) -> tuple[int, http.client.HTTPMessage]:
+    """What a mail provider sends for an RFC 8058 one-click unsubscribe: a bare POST, no cookie, no
+    CSRF token. Returns the status and the response's headers."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            parts.path,
+            body="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers
+    finally:
+        connection.close()

@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from newsletter.cli import cli
 from newsletter.db.models import Campaign, CampaignStatus, Delivery, Subscriber
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
@@ -64,6 +66,14 @@ def open_sending(settings: Settings, members: Path | None = SAMPLE_CSV) -> Itera
         yield sending
     finally:
         sending.close()
+
+
+def run_cli(settings: Settings, *args: str) -> Result:
+    """`newsletter ARGS` with these settings; a user mistake is a message and exit code 1, never a traceback."""
+    result = CliRunner().invoke(cli, list(args), obj=settings)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
 
 
 def other_sending(sending: Sending, **overrides: object) -> Sending:

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from archive_support import issue_yaml, serve_directory, settings_for, write
-from browser_support import launch_browser, open_page, overflow, screenshot
+from browser_support import colours, launch_browser, open_page, overflow, screenshot
+from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
 from newsletter.archive.build import build
 
 pytestmark = pytest.mark.browser
@@ -155,4 +156,43 @@ def test_skip_link_and_focus_are_visible(browser, site_url):
     assert outline == "solid"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+    page.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("path", ["archive/", "archive/2023-10/", "archive/places/gwent/"])
+def test_the_header_and_its_subscribe_link_are_readable_in_light_and_dark(
+    browser, site_url, path, scheme, width
+):
+    page = open_page(browser, f"{site_url}{path}", width, scheme)
+    name = path.strip("/").replace("/", "-")
+    screenshot(page, f"{name}-{scheme}-{width}px")
+    assert overflow(page) == 0
+    [body] = colours(page, "body")
+    [header] = colours(page, ".site-header")
+    if scheme == "dark":
+        # A dark bar across a dark page, not a bright one: close to the page, lighter text on it.
+        assert luminance(body["background"]) < 0.02
+        assert contrast(header["background"], body["background"]) < 1.6
+        assert luminance(header["color"]) > luminance(header["background"])
+    for sample in colours(page, ".site-header a, main h1, main h2, main p, main li, .site-footer p"):
+        if sample["text"]:
+            ratio = contrast(sample["color"], sample["background"])
+            assert ratio >= AA_TEXT, (scheme, sample, round(ratio, 2))
+    # The Subscribe button: readable, its edge clear of the bar, and leading to the sign-up page
+    # beside the archive at the site's root.
+    [subscribe] = colours(page, ".site-header .subscribe")
+    assert subscribe["text"] == "Subscribe"
+    assert contrast(subscribe["color"], subscribe["background"]) >= AA_TEXT
+    assert contrast(subscribe["background"], subscribe["around"]) >= AA_NON_TEXT
+    link = page.get_by_role("banner").get_by_role("link", name="Subscribe")
+    assert link.evaluate("a => a.href") == f"{site_url}subscribe"
+    # Reached with the keyboard (skip link, archive name, Subscribe), its focus ring shows against the bar.
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "subscribe"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    [focused] = colours(page, ".site-header .subscribe")
+    assert contrast(focused["outline"], focused["around"]) >= AA_NON_TEXT
     page.close()

@@ -88,3 +88,4 @@ def test_render_also_writes_the_web_version(project):
     # Opened from disk, it carries its own styles and links to the archive at the public address.
     assert "<style>" in web and 'rel="stylesheet"' not in web
     assert 'href="https://news.health-equity-network.example.org/archive/places/gwent/"' in web
+    assert '<a class="subscribe" href="https://news.health-equity-network.example.org/subscribe">' in web

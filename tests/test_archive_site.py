@@ -8,6 +8,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -316,6 +317,24 @@ def test_search_index_finds_each_word_in_the_items_that_hold_it(site_dir):
     assert find("draftsecret") == []
     # Accents are folded as search.js folds them; topic names make tagged items findable.
     assert ("2022-06", "homes-first") in find("homes")
+
+
+def test_every_page_links_to_the_sign_up_page_at_the_site_root(site_dir):
+    """The static build is served at the site's root, with the web app's pages beside it (where every
+    email's links point): each page's Subscribe link, relative like all the others, leads to
+    /subscribe, and still does when the whole site sits under a prefix."""
+    pages = sorted(site_dir.rglob("*.html"))
+    assert len(pages) > 10
+    for page in pages:
+        links = re.findall(
+            r'<a class="subscribe" href="([^"]+)">Subscribe</a>', page.read_text(encoding="utf-8")
+        )
+        assert len(links) == 1, page
+        address = page.relative_to(site_dir).as_posix()
+        assert (
+            urljoin(f"https://news.example.org/{address}", links[0]) == "https://news.example.org/subscribe"
+        )
+        assert urljoin(f"http://host/news/{address}", links[0]) == "http://host/news/subscribe"
 
 
 def test_link_checker_finds_no_broken_internal_link(site_dir):

@@ -7,16 +7,19 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask
 from markupsafe import escape
 
 from archive_support import issue_yaml, settings_for, write
+from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance, palettes
 from newsletter.archive.build import build
 from newsletter.content.model import CallToAction, Contact, Links, Story
 from newsletter.render.web import WebIssue, WebRenderer, relative_link
 from newsletter.web.archive import archive_blueprint
+from web_support import open_site
 
 # --- the web version ------------------------------------------------------------------------------
 
@@ -165,6 +168,21 @@ def test_blueprint_picks_up_a_new_issue_and_keeps_serving_when_one_breaks(served
     assert response.status_code == 200 and b"December news." in response.data
 
 
+@pytest.mark.parametrize(
+    "path", ["/archive/", "/archive/2023-10/", "/archive/places/gwent/", "/archive/search/"]
+)
+def test_the_apps_archive_pages_lead_to_its_sign_up_form(tmp_path, path):
+    """Served by `newsletter serve`'s app, the archive's Subscribe link opens the app's own form."""
+    for site in open_site(f"sqlite:///{tmp_path / 'newsletter.sqlite3'}"):
+        page = site.client.get(path)
+        assert page.status_code == 200
+        [link] = re.findall(r'<a class="subscribe" href="([^"]+)">Subscribe</a>', page.text)
+        target = urljoin(f"http://news.example.test{path}", link)
+        assert target == "http://news.example.test/subscribe"
+        form = site.client.get(urlsplit(target).path)
+        assert form.status_code == 200 and "Join the" in form.text and 'name="email"' in form.text
+
+
 def test_blueprint_without_a_valid_archive_answers_503(tmp_path, repo_root):
     write(tmp_path, "2023-11", "title: [unclosed\n")
     settings = settings_for(tmp_path, repo_root)
@@ -201,31 +219,31 @@ def test_blueprint_serves_issue_images_under_the_issue_address(project, repo_roo
 # --- the theme -------------------------------------------------------------------------------------
 
 
-def _luminance(colour: str) -> float:
-    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def _contrast(one: str, two: str) -> float:
-    light, dark = sorted((_luminance(one), _luminance(two)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_theme_colours_meet_wcag_aa(repo_root, scheme):
-    css = (repo_root / "templates/archive/archive.css").read_text(encoding="utf-8")
-    blocks = re.findall(r":root \{([^}]*)\}", css)
-    assert len(blocks) == 2, "expected a light :root and a dark :root"
-    colours = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6});", blocks[0 if scheme == "light" else 1]))
+    colours = palettes((repo_root / "templates/archive/archive.css").read_text(encoding="utf-8"))[scheme]
     # Text and links: 4.5:1 on every background they sit on.
     for foreground in ("text", "muted", "link"):
         for background in ("bg", "panel"):
-            assert _contrast(colours[foreground], colours[background]) >= 4.5, (foreground, background)
-    assert _contrast(colours["on-brand"], colours["brand"]) >= 4.5  # header, buttons, skip link
+            assert contrast(colours[foreground], colours[background]) >= AA_TEXT, (foreground, background)
+    assert contrast(colours["on-brand"], colours["brand"]) >= AA_TEXT  # buttons, skip link
+    # The header: its text and links, and its Subscribe button, whose edge must show against the bar.
+    assert contrast(colours["header-text"], colours["header-bg"]) >= AA_TEXT
+    assert contrast(colours["on-header-cta"], colours["header-cta"]) >= AA_TEXT
+    assert contrast(colours["header-cta"], colours["header-bg"]) >= AA_NON_TEXT
     # The focus ring and control borders: 3:1 against what is around them (WCAG 1.4.11).
-    assert _contrast(colours["focus"], colours["bg"]) >= 3
-    assert _contrast(colours["muted"], colours["bg"]) >= 3
+    assert contrast(colours["focus"], colours["bg"]) >= AA_NON_TEXT
+    assert contrast(colours["header-text"], colours["header-bg"]) >= AA_NON_TEXT  # the ring in the header
+    assert contrast(colours["muted"], colours["bg"]) >= AA_NON_TEXT
+
+
+def test_the_dark_header_is_a_dark_bar_with_light_text(repo_root):
+    """In dark mode a bright bar across the top of the page glares: the header stays dark like the
+    page (close to it in luminance), with text lighter than it."""
+    colours = palettes((repo_root / "templates/archive/archive.css").read_text(encoding="utf-8"))["dark"]
+    assert contrast(colours["header-bg"], colours["bg"]) < 1.6
+    assert luminance(colours["header-text"]) > luminance(colours["header-bg"])
+    assert luminance(colours["header-bg"]) < 0.05
 
 
 def test_theme_loads_nothing_from_elsewhere(repo_root):

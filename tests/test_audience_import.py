@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from newsletter.audience.consent import Action, fields, record
 from newsletter.audience.importer import BATCH, SNIFF_BYTES
-from newsletter.db.models import Status
+from newsletter.audience.service import Audience
+from newsletter.db.models import ConsentRecord, Status
 from newsletter.errors import UserError
+from newsletter.settings import Settings
 from test_audience_support import (
     all_emails,
     consent_actions,
@@ -449,3 +457,69 @@ def test_importing_the_same_file_twice_changes_nothing(audience, repo_root, tmp_
     assert (first.added, first.unchanged) == (400, 0)
     assert (second.added, second.updated, second.unchanged, second.report) == (0, 0, 400, None)
     assert len(all_emails(audience)) == 400
+
+
+# --- A --source longer than its column: one consent path, the same cut on every engine ---
+
+LONG_SOURCE = "Spring conference 2024, Cardiff: paper sign-up sheets typed in by the events team; " * 4
+assert len(LONG_SOURCE) > 300
+
+
+def record_source_cut(audience, source: str) -> str:
+    """The source as `consent.record` stores it, read back from this database."""
+    with audience.database.session() as session:
+        entry = record(session, Action.ERASED, source, email_hash="0" * 64)
+        session.flush()
+        stored = session.scalar(select(ConsentRecord.source).where(ConsentRecord.id == entry.id))
+        session.rollback()
+    return stored
+
+
+def test_a_long_source_is_cut_as_consent_record_cuts_it_on_every_import_path(audience, tmp_path):
+    expected = record_source_cut(audience, LONG_SOURCE)
+    assert expected == fields(Action.IMPORTED, LONG_SOURCE)["source"] == LONG_SOURCE[:200]
+    # New members (imported), a status made safer (unsubscribed), a list joined (joined_list).
+    first = import_text(audience, tmp_path, "email,lists\nnew@example.org,newsletter\nsafer@example.org,\n")
+    assert first.added == 2
+    second = import_text(
+        audience,
+        tmp_path,
+        "email,lists,status\nnew@example.org,events,\nsafer@example.org,,unsubscribed\n",
+        "again.csv",
+        source=LONG_SOURCE,
+    )
+    assert (second.updated, second.rejected) == (2, 0)
+    third = import_text(audience, tmp_path, "email\nthird@example.org\n", "third.csv", source=LONG_SOURCE)
+    assert third.added == 1
+    assert consent_actions(audience, "new@example.org")[-1] == ("joined_list", expected)
+    assert consent_actions(audience, "safer@example.org")[-1] == ("unsubscribed", expected)
+    assert consent_actions(audience, "third@example.org") == [("imported", expected)]
+
+
+def test_the_installed_command_imports_with_a_long_source(database_url, repo_root, tmp_path):
+    """`newsletter` as installed, run from a folder of its own with only the database in the environment."""
+    command = Path(sys.executable).with_name("newsletter")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    write_csv(work / "members.csv", "email,name\njo@example.org,Jo\nsam@example.org,Sam\n")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    environment["NEWSLETTER_DATABASE_URL"] = database_url
+
+    def newsletter(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(command), *args], cwd=work, env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    upgraded = newsletter("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    result = newsletter("subscribers", "import", "members.csv", "--source", LONG_SOURCE)
+    assert result.returncode == 0, result.stderr
+    assert "2 rows: 2 added" in result.stdout
+    assert "Traceback" not in result.stderr
+    audience = Audience(Settings(database_url=database_url, vocabulary_dir=repo_root / "subscribers"))
+    try:
+        expected = record_source_cut(audience, LONG_SOURCE)
+        assert consent_actions(audience, "jo@example.org") == [("imported", expected)]
+        assert consent_actions(audience, "sam@example.org") == [("imported", expected)]
+    finally:
+        audience.close()

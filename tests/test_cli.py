@@ -228,3 +228,12 @@ def test_demo_writes_email_text_and_preview(project):
     assert "archive:  Archive built in" in result.output and ": 1 issue, " in result.output
     issue_page = (archive / "2023-10" / "index.html").read_text(encoding="utf-8")
     assert "October 2023 Newsletter" in issue_page and (archive / "feed.xml").is_file()
+
+    # Run again in the same folder (as people do): it re-sends knowingly, and says why it may.
+    again = run("demo")
+    assert again.exit_code == 0, again.output
+    assert "of them had it from an earlier demo run" in again.output
+    assert (
+        re.search(r"worker: +(\d+) sent", again.output)[1]
+        == re.search(r"worker: +(\d+) sent", result.output)[1]
+    )

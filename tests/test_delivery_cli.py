@@ -17,7 +17,6 @@ import sys
 from email.message import EmailMessage
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import select as sql_select
 
 from delivery_support import (
@@ -28,7 +27,9 @@ from delivery_support import (
     free_port,
     open_sending,
 )
-from newsletter.cli import cli
+from delivery_support import (
+    run_cli as run,
+)
 from newsletter.db.models import TestSend
 from newsletter.smtp_servers import RecordingSMTPServer
 
@@ -45,14 +46,6 @@ def server():
 def sending(database_url, server):
     with open_sending(delivery_settings(database_url, server.port)) as opened:
         yield opened
-
-
-def run(settings, *args: str) -> Result:
-    """`newsletter ARGS`; a user mistake is a message and exit code 1, never a traceback."""
-    result = CliRunner().invoke(cli, list(args), obj=settings)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
 
 
 def test_send_then_campaigns_worker_and_status(sending, server):

@@ -145,3 +145,84 @@ def test_theme_without_language_is_refused(tmp_path, repo_root):
     )
     problems = Editor(settings).check("2023-10").problems
     assert [p.message for p in problems] == ['the email does not declare its language (lang="en-GB")']
+
+
+LINKS = """\
+    links:
+      - label: Read more
+        url: https://example.org/one
+      - label: read  more
+        url: https://example.org/two
+      - label: Read more
+        url: https://example.org/one
+"""
+
+
+def test_one_link_text_for_different_addresses_names_the_text_the_addresses_and_the_line(check_yaml):
+    """A screen reader's list of links would offer "Read more" twice, with no way to tell them apart."""
+    checked = check_yaml(issue_text() + LINKS)
+    assert [(p.line, p.where, p.message) for p in checked.problems] == [
+        (
+            15,
+            "link",
+            "the link text 'Read more →' leads to 2 different addresses "
+            "(https://example.org/one, https://example.org/two); "
+            "screen readers list links by their text, so make each one say where it goes",
+        )
+    ]
+    assert "issues/draft/issue.yaml:15: link: the link text 'Read more →'" in str(checked.problems[0])
+
+
+def test_one_link_text_for_one_address_is_fine(check_yaml):
+    body = "See [the report](https://example.org/report), or [the report](https://example.org/report) again."
+    checked = check_yaml(issue_text(body=body) + LINKS.replace("two", "one"))
+    assert checked.problems == []
+
+
+def test_links_written_in_markdown_are_checked_too(check_yaml):
+    checked = check_yaml(
+        issue_text(body="Read [here](https://example.org/a) and [Here](https://example.org/b).")
+    )
+    assert [(p.line, p.where) for p in checked.problems] == [(10, "link")]
+    assert "'here' leads to 2 different addresses (https://example.org/a, https://example.org/b)" in (
+        checked.problems[0].message
+    )
+
+
+def copied_theme(tmp_path, repo_root, path: str, old: str, new: str) -> Settings:
+    """Settings for the sample with a copy of the theme in which `old` is replaced by `new` in `path`."""
+    theme = tmp_path / "theme"
+    shutil.copytree(repo_root / "templates", theme)
+    template = theme / path
+    source = template.read_text(encoding="utf-8")
+    assert old in source
+    template.write_text(source.replace(old, new), encoding="utf-8")
+    return Settings(
+        issues_dir=repo_root / "issues", theme_dir=theme, vocabulary_dir=repo_root / "subscribers"
+    )
+
+
+def test_read_the_report_links_without_their_names_are_reported(tmp_path, repo_root):
+    """The sample passes because the theme names each "Read the report" link after its report."""
+    settings = copied_theme(
+        tmp_path,
+        repo_root,
+        "email/sections/publications.mjml.j2",
+        ' aria-label="Read the report: {{ item.title }}"',
+        "",
+    )
+    [problem] = Editor(settings).check("2023-10").problems
+    assert problem.file.endswith("issues/2023-10/issue.yaml")
+    lines = (repo_root / "issues/2023-10/issue.yaml").read_text(encoding="utf-8").splitlines()
+    assert lines[problem.line - 1].strip() == (
+        "url: https://www.instituteofhealthequity.example.org/resources-reports/building-a-fairer-gwent"
+    )
+    assert problem.message.startswith("the link text 'Read the report →' leads to 5 different addresses (")
+
+
+def test_a_theme_that_drops_the_preheader_is_refused(tmp_path, repo_root):
+    settings = copied_theme(tmp_path, repo_root, "email/issue.mjml.j2", "{{ issue.preheader }}", "")
+    problems = Editor(settings).check("2023-10").problems
+    assert [(p.line, p.where, p.message) for p in problems] == [
+        (12, "preheader", "is missing from the email; inboxes show it next to the subject")
+    ]

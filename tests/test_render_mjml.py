@@ -9,7 +9,7 @@ import pytest
 from mjml import mjml2html
 
 from newsletter.errors import UserError
-from newsletter.render.edition import hold_text
+from newsletter.render.edition import hold_text, with_main_landmark
 
 SHELL = "<mjml><mj-body><mj-section><mj-column>{}</mj-column></mj-section></mj-body></mjml>"
 
@@ -70,3 +70,15 @@ def test_unusual_sources_compile_as_a_whole_compile_would(editor, body):
 def test_invalid_mjml_is_still_a_clear_theme_error(editor):
     with pytest.raises(UserError, match="the theme's MJML does not compile"):
         editor.renderer.compile_mjml("<mjml><mj-body><mj-section><mj-text>unclosed")
+
+
+def test_the_compiled_body_is_wrapped_in_one_main_landmark(editor):
+    html = editor.renderer.compile_mjml(SHELL.format("<mj-text>hello</mj-text>"))
+    body = re.search(r"<body[^>]*>(.*)</body>", html, re.DOTALL)
+    assert body and body.group(1).startswith('<div role="main">') and body.group(1).endswith("</div>")
+    assert html.count('role="main"') == 1
+    assert with_main_landmark(html) == html  # one is enough
+
+
+def test_html_without_a_body_is_left_alone():
+    assert with_main_landmark("<p>a fragment</p>") == "<p>a fragment</p>"

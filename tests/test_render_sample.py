@@ -214,3 +214,28 @@ def test_story_images_carry_alt_text_and_local_files_get_the_archive_address(
     assert images[0]["width"] == "300"
     assert "[Image: Members at the conference]" in checked.edition.text
     assert checked.problems == []
+
+
+def test_sample_issue_names_its_seed_by_file_name_not_by_a_path_on_one_machine(sample_issue_path):
+    comments = [
+        line for line in sample_issue_path.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+    ]
+    header = " ".join(comments)
+    assert "seeds/004_4e506801088d3735.txt" in header
+    absolute = re.findall(r"(?<![\w:/.])/[\w.-]+/[\w./-]+", header)
+    assert not absolute, f"the sample's header names paths that exist on one machine only: {absolute}"
+
+
+def test_the_body_is_one_main_landmark_holding_the_preheader_first(sample):
+    """Inboxes show the body's first text after the subject; screen readers find the content as 'main'."""
+    html = sample.edition.html
+    body = html[html.index("<body") : html.index("</body>")]
+    assert body.count('role="main"') == 1
+    main = body[body.index(">") + 1 :]
+    assert main.startswith('<div role="main">') and main.endswith("</div>")
+    page = Page(main)
+    assert page.text.strip().startswith(sample.issue.preheader)
+    style = next(attrs["style"] for _, attrs in page.tags if attrs.get("class") == "nl-preheader")
+    # Hidden by display and size only: white or 1px text is what spam filters count as hidden text.
+    assert "display:none" in style.replace(" ", "")
+    assert "color" not in style and "font-size" not in style

@@ -6,13 +6,13 @@ On SQLite and PostgreSQL (the `database_url` fixture), against a real SMTP serve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import urllib.request
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner, Result
 
 from delivery_support import (
     SAMPLE_SLUG,
@@ -24,7 +24,9 @@ from delivery_support import (
     other_sending,
     recipients,
 )
-from newsletter.cli import cli
+from delivery_support import (
+    run_cli as run,
+)
 from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_rules
 from newsletter.delivery.message import sender_domain
@@ -49,13 +51,6 @@ def server():
 def sending(database_url, server):
     with open_sending(delivery_settings(database_url, server.port)) as opened:
         yield opened
-
-
-def run(settings, *args: str) -> Result:
-    result = CliRunner().invoke(cli, list(args), obj=settings)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
 
 
 def work(sending) -> None:
@@ -306,3 +301,22 @@ def test_the_worker_says_how_each_campaign_went(sending, server):
     result = run(sending.settings, "worker", "--once", "--lease", "30")
     assert result.exit_code == 0, result.output
     assert f"campaign {campaign.id} (2023-10): sent: 56 sent of 56\n" in result.stderr
+
+
+def test_a_worker_in_a_log_says_how_far_it_has_got_every_few_seconds(sending):
+    """Not on a terminal (a service's journal): a dated line while it sends, then how it ended."""
+    slow = dataclasses.replace(sending.settings, max_rate=8.0)  # 56 members take about 7 s
+    campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
+    result = run(slow, "worker", "--once", "--lease", "30")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    during = [
+        line
+        for line in lines
+        if re.fullmatch(
+            rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC campaign {campaign.id} \(2023-10\): \d+/56 done \(\d+%\).*",
+            line,
+        )
+    ]
+    assert during, result.stderr
+    assert lines[-1] == f"campaign {campaign.id} (2023-10): sent: 56 sent of 56"

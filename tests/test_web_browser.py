@@ -6,7 +6,6 @@ List-Unsubscribe header names. The database is checked after every step; screens
 
 from __future__ import annotations
 
-import http.client
 import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -15,13 +14,16 @@ import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import func, select
 
-from browser_support import launch_browser, open_page, overflow, screenshot
+from browser_support import Scheme, colours, launch_browser, one_click_post, open_page, overflow, screenshot
+from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
 from newsletter.audience.service import Audience
 from newsletter.db.models import Status, Subscriber
 from newsletter.delivery.service import Sending
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.delivery.tokens import Tokens
+from newsletter.smtp_servers import ANY_ADDRESS, RecordingSMTPServer
 from newsletter.web.process import ServeProcess, free_port
-from web_support import web_settings
+from test_audience_support import write_csv
+from web_support import SECRET, web_settings
 
 pytestmark = pytest.mark.browser
 
@@ -49,11 +51,11 @@ def served(tmp_path):
         audience.close()
 
 
-def look(browser: Browser, url: str, name: str) -> None:
+def look(browser: Browser, url: str, name: str, scheme: Scheme = "light") -> None:
     """Screenshots of a page at phone and desktop widths; nothing may stick out sideways."""
     for width in WIDTHS:
-        page = open_page(browser, url, width)
-        screenshot(page, f"web-{name}-{width}px")
+        page = open_page(browser, url, width, scheme)
+        screenshot(page, f"web-{name}-{width}px" if scheme == "light" else f"web-{name}-{scheme}-{width}px")
         assert overflow(page) == 0, (name, width)
         page.close()
 
@@ -145,18 +147,9 @@ def test_sign_up_confirm_change_topics_receive_an_issue_and_unsubscribe_in_one_c
     assert audience.member("jo.bloggs@example.org").subscriber.status == Status.ACTIVE
 
     # 5. The mail provider's one-click POST: no cookie, no CSRF token, answered 200.
-    parts = urlsplit(unsubscribe_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    connection.request(
-        "POST",
-        parts.path,
-        body="List-Unsubscribe=One-Click",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    response = connection.getresponse()
-    assert response.status == 200
-    assert response.getheader("Location") is None and response.getheader("Set-Cookie") is None
-    connection.close()
+    status, headers = one_click_post(unsubscribe_url)
+    assert status == 200
+    assert headers.get("Location") is None and headers.get("Set-Cookie") is None
     gone = audience.member("jo.bloggs@example.org")
     assert gone.subscriber.status == Status.UNSUBSCRIBED
     assert (gone.consent[-1].action, gone.consent[-1].source) == ("unsubscribed", "one-click")
@@ -191,43 +184,76 @@ def test_the_form_is_usable_with_the_keyboard_and_errors_are_tied_to_fields(brow
     page.close()
 
 
-def _luminance(rgb: tuple[int, int, int]) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(v) for v in rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+TEXT = "h1, h2, p, li, label, legend, a, button, .hint, .field-error, .error-summary a, .network"
 
 
-def _rgb(css: str) -> tuple[int, int, int]:
-    r, g, b = (int(part) for part in re.findall(r"\d+", css)[:3])
-    return r, g, b
-
-
-def test_text_meets_wcag_aa_contrast(browser, served):
-    server, _, _ = served
-    page = open_page(browser, f"{server.url}/subscribe", 375)
-    page.get_by_role("button", name="Subscribe").click()  # with the error styles showing
-    page.get_by_role("heading", name="Please check these").wait_for()
-    samples = page.evaluate(
-        """() => {
-            const opaque = (e) => {
-                for (; e; e = e.parentElement) {
-                    const bg = getComputedStyle(e).backgroundColor;
-                    if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
-                }
-                return 'rgb(255, 255, 255)';
-            };
-            const picked = 'h1, p, label, legend, a, button, .hint, .field-error, .error-summary a, .network';
-            return [...document.querySelectorAll(picked)]
-                .filter(e => e.offsetParent !== null && e.textContent.trim())
-                .map(e => [e.tagName + '.' + e.className, getComputedStyle(e).color, opaque(e)]);
-        }"""
+def check_contrast(page: Page, scheme: str) -> int:
+    """Every text on the page 4.5:1 on what it sits on; field borders and button edges 3:1 against
+    what surrounds them (WCAG 1.4.3, 1.4.11); the page itself light or dark as the reader asked.
+    Returns how many texts were measured."""
+    [body] = colours(page, "body")
+    assert (
+        (luminance(body["background"]) < 0.02) if scheme == "dark" else (luminance(body["background"]) > 0.9)
     )
-    assert len(samples) > 20
-    for name, color, background in samples:
-        light, dark = sorted((_luminance(_rgb(color)), _luminance(_rgb(background))), reverse=True)
-        ratio = (light + 0.05) / (dark + 0.05)
-        assert ratio >= 4.5, (name, color, background, round(ratio, 2))
+    texts = [sample for sample in colours(page, TEXT) if sample["text"]]
+    for sample in texts:
+        ratio = contrast(sample["color"], sample["background"])
+        assert ratio >= AA_TEXT, (scheme, sample, round(ratio, 2))
+    for sample in colours(page, ".button, input[type=email], input[type=text], select"):
+        ratio = contrast(sample["border"], sample["around"])
+        assert ratio >= AA_NON_TEXT, (scheme, sample, round(ratio, 2))
+    return len(texts)
+
+
+def check_focus_ring(page: Page, scheme: str) -> None:
+    """Tab to the skip link, then into the form: each ring 3:1 against what is around it."""
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.id")
+    [sample] = colours(page, f"#{focused}")
+    assert contrast(sample["outline"], sample["around"]) >= AA_NON_TEXT, (scheme, sample)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_and_controls_meet_wcag_aa_contrast_in_light_and_dark(browser, served, tmp_path, scheme):
+    server, audience, smtp = served
+    # 1. The form with every error showing.
+    page = open_page(browser, f"{server.url}/subscribe", 375, scheme)
+    check_focus_ring(page, scheme)
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("heading", name="Please check these").wait_for()
+    assert check_contrast(page, scheme) > 20
+    screenshot(page, f"web-subscribe-errors-{scheme}-375px")
+
+    # 2. The relay refusing: the try-again page, its problem banner and the form as it was typed.
+    smtp.reply_at_rcpt(ANY_ADDRESS, "451 4.3.0 Mail system busy, try again later")
+    page.get_by_label("Email address").fill("jo@example.org")
+    page.get_by_label("I would like to receive").check()
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_text("We could not send you an email just now").wait_for()
+    assert page.get_by_label("Email address").input_value() == "jo@example.org"
+    check_contrast(page, scheme)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"web-subscribe-not-sent-{scheme}-{width}px")
+        assert overflow(page) == 0
+    smtp.clear_script()
+
+    # 3. A member's preferences with a note: banners, secondary buttons, radio buttons.
+    audience.import_csv(write_csv(tmp_path / "jo.csv", "email,name\njo@example.org,Jo\n"))
+    member_id = audience.member("jo@example.org").subscriber.id
+    page.goto(f"{server.url}/preferences/{Tokens(SECRET).make('preferences', member_id)}?done=saved")
+    page.get_by_text("Your changes are saved.").wait_for()
+    check_contrast(page, scheme)
+    look(browser, page.url, "preferences", scheme)
+    look(browser, f"{server.url}/subscribe", "subscribe", scheme)
+    page.close()
+
+
+def test_the_archive_served_by_the_app_leads_to_its_sign_up_form(browser, served):
+    server, _, _ = served
+    page = open_page(browser, f"{server.url}/archive/2023-10/", 375, "dark")
+    page.get_by_role("banner").get_by_role("link", name="Subscribe").click()
+    page.wait_for_url(f"{server.url}/subscribe")
+    page.get_by_role("heading", name="Join the Health Equity Network newsletter").wait_for()
     page.close()

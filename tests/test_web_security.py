@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance, palettes
 from newsletter.web.security import (
     ARCHIVE_CONTENT_SECURITY_POLICY,
     CONTENT_SECURITY_POLICY,
@@ -115,6 +116,37 @@ def test_one_small_stylesheet_without_web_fonts(sqlite_site):
         and b"@font-face" not in response.data
         and b"url(" not in response.data
     )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_stylesheet_colours_meet_wcag_aa_in_light_and_dark(repo_root, scheme):
+    """The palette of site.css, light and `prefers-color-scheme: dark`: every pair the rules put
+    together (the browser test measures the same on the rendered pages)."""
+    colours = palettes((repo_root / "templates/web/static/site.css").read_text(encoding="utf-8"))[scheme]
+    text_pairs = [
+        *((fg, bg) for fg in ("text", "muted", "link") for bg in ("bg", "action-soft", "error-soft")),
+        ("text", "field"),
+        ("on-masthead", "masthead"),
+        ("on-action", "action"),  # primary buttons
+        ("on-action", "action-hover"),
+        ("action", "bg"),  # secondary buttons
+        ("action", "action-soft"),
+        ("error", "bg"),  # the message beside a field, the error summary's links
+        ("error", "error-soft"),
+        ("on-error", "error"),  # the erase button
+    ]
+    for foreground, background in text_pairs:
+        assert contrast(colours[foreground], colours[background]) >= AA_TEXT, (foreground, background)
+    for edge, background in [
+        ("focus", "bg"),
+        ("field-border", "bg"),
+        ("field-border", "field"),
+        ("action", "bg"),
+    ]:
+        assert contrast(colours[edge], colours[background]) >= AA_NON_TEXT, (edge, background)
+    if scheme == "dark":  # light text on a dark page, the masthead a dark bar rather than a bright one
+        assert luminance(colours["bg"]) < 0.02 and luminance(colours["masthead"]) < 0.05
+        assert contrast(colours["masthead"], colours["bg"]) < 1.6
 
 
 @pytest.mark.parametrize(

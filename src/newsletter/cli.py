@@ -599,6 +599,7 @@ class _ProgressDisplay:
 
     def __init__(self, terminal: bool) -> None:
         self.terminal = terminal
+        self.logged: dict[int, str] = {}  # the last line logged per campaign: a log repeats nothing
 
     def show(self, report: CampaignReport, finished: bool) -> None:
         campaign, total, done = report.campaign, report.total, report.done
@@ -622,7 +623,8 @@ class _ProgressDisplay:
         if self.terminal:
             filled = round(share * self.WIDTH)
             self._line(f"{head} [{'#' * filled}{'-' * (self.WIDTH - filled)}] {figures}")
-        else:
+        elif self.logged.get(campaign.id) != figures:  # a paused campaign is not logged every few seconds
+            self.logged[campaign.id] = figures
             self._line(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {head}: {figures}", end=True)
 
     def _line(self, text: str, end: bool = False) -> None:

@@ -76,10 +76,17 @@ def _send(
         local = dataclasses.replace(settings, smtp_url=f"smtp://127.0.0.1:{sink.port}")
         say(f"sink:     an SMTP server on 127.0.0.1:{sink.port} keeping mail in {display_path(maildir)}/")
         sending = Sending(local, audience)
-        campaign, size = sending.send(SAMPLE_ISSUE, [DEMO_AUDIENCE])
+        # The demo may run again in the same folder: it re-sends knowingly (`send --resend`), and says so.
+        planned = sending.plan(SAMPLE_ISSUE, [DEMO_AUDIENCE], resend=True)
+        campaign, size = sending.schedule(planned), planned.to_send
         say(
             f"send:     campaign {campaign.id}: {SAMPLE_ISSUE} to the '{DEMO_AUDIENCE}' segment ({size} members)"
         )
+        if planned.already:
+            say(
+                f"  {planned.already} of them had it from an earlier demo run; an issue goes to each member "
+                "once unless sent with --resend, as the demo does"
+            )
         stats = sending.work(once=True, progress=progress(size) if progress else None)
         report = sending.status(campaign.id)
         say(

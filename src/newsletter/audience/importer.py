@@ -30,12 +30,11 @@ from typing import IO, Any
 from sqlalchemy import Connection, bindparam, update
 
 from newsletter.audience import addresses
-from newsletter.audience.consent import Action
+from newsletter.audience.consent import Action, BulkRecords
 from newsletter.audience.sync import sync_vocabulary
 from newsletter.db.bulk import BulkInsert, KeyLookup
 from newsletter.db.database import Database
 from newsletter.db.models import (
-    ConsentRecord,
     Format,
     Status,
     Subscriber,
@@ -225,11 +224,7 @@ class _Run:
         self.find_lists = KeyLookup(
             connection, Subscription.__table__, "subscriber_id", ("subscriber_id", "list_id")
         )
-        self.insert_consent = BulkInsert(
-            connection,
-            ConsentRecord.__table__,
-            ("subscriber_id", "action", "source", "list_id", "details", "created_at"),
-        )
+        self.insert_consent = BulkRecords(connection)  # the same rows `consent.record` writes
         self.insert_topics = BulkInsert(connection, SubscriberTopic.__table__, ("subscriber_id", "topic_id"))
         self.insert_subscriptions = BulkInsert(
             connection,
@@ -410,20 +405,11 @@ class _Run:
         if updates:
             self._update(updates)
             # A status change is a change of consent: it goes into the member's history.
-            self.insert_consent(
-                (
-                    update_values["b_id"],
-                    (
-                        Action.IMPORTED if update_values["status"] == Status.ACTIVE else Action.UNSUBSCRIBED
-                    ).value,
-                    self.source,
-                    None,
-                    None,
-                    now,
-                )
-                for update_values in updates
-                if "status" in update_values
-            )
+            statuses = [(values["b_id"], values["status"]) for values in updates if "status" in values]
+            activated = [(member, None) for member, status in statuses if status == Status.ACTIVE]
+            left = [(member, None) for member, status in statuses if status != Status.ACTIVE]
+            self.insert_consent(Action.IMPORTED, self.source, activated, created_at=now)
+            self.insert_consent(Action.UNSUBSCRIBED, self.source, left, created_at=now)
         self._link([(ids[row.key], row) for row in new_rows], new=True)
         gained = self._link(joined, new=False)
         self.summary.added += len(new_rows)
@@ -474,15 +460,7 @@ class _Run:
         )
         ids = dict(self.find_ids([row.key for row in rows]))
         self.insert_consent(
-            (
-                ids[row.key],
-                Action.IMPORTED.value,
-                self.source,
-                None,
-                None,
-                now,
-            )
-            for row in rows
+            Action.IMPORTED, self.source, ((ids[row.key], None) for row in rows), created_at=now
         )
         return ids
 
@@ -528,10 +506,7 @@ class _Run:
         self.insert_topics(topic_rows)
         self.insert_subscriptions((member, list_id, True, now, now) for member, list_id in list_rows)
         if not new:
-            self.insert_consent(
-                (member, Action.JOINED_LIST.value, self.source, list_id, None, now)
-                for member, list_id in list_rows
-            )
+            self.insert_consent(Action.JOINED_LIST, self.source, list_rows, created_at=now)
         return gained if not new else set()
 
 

@@ -107,9 +107,13 @@ class Reply(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SignUp:
+    """What a sign-up did: what to send, to whom, and what it wrote (so `withdraw_sign_up` can undo it)."""
+
     reply: Reply
     subscriber_id: int | None
     email: str
+    created: bool = False  # this sign-up made the pending member
+    record_id: int | None = None  # the "subscribed" consent record it added
 
 
 class LinkProblem(Exception):
@@ -166,13 +170,14 @@ def sign_up(
     if _suppressed(session, normal):
         return SignUp(Reply.NOTHING, None, normal)
     member = members.find(session, normal)
+    created = False
     if member is None:
-        member = _new_pending(session, normal, profile)
+        member, created = _new_pending(session, normal, profile)
     if member.status in NOT_MAILED:
         return SignUp(Reply.NOTHING, member.id, member.email)
     if member.status == Status.ACTIVE:
         return SignUp(Reply.ALREADY, member.id, member.email)
-    record(
+    asked = record(
         session,
         Action.SUBSCRIBED,
         source,
@@ -181,10 +186,34 @@ def sign_up(
         details=profile.as_details(),
         **client.how(),
     )
-    return SignUp(Reply.CONFIRM, member.id, member.email)
+    session.flush()
+    return SignUp(Reply.CONFIRM, member.id, member.email, created, asked.id)
 
 
-def _new_pending(session: Session, email: str, profile: Profile) -> Subscriber:
+def withdraw_sign_up(session: Session, sign_up: SignUp) -> None:
+    """Undo a sign-up whose email could not be sent.
+
+    The person was told it did not work and to try again, so nothing of it is kept: its consent
+    record goes, and so does the member it created while that member is still pending and nobody
+    else has asked for the address meanwhile. A later try starts afresh (a new pending member, a
+    working link); an earlier pending request, and its link, stand as they were.
+    """
+    if sign_up.record_id is not None:
+        session.execute(delete(ConsentRecord).where(ConsentRecord.id == sign_up.record_id))
+    if sign_up.created and sign_up.subscriber_id is not None:
+        others = select(ConsentRecord.id).where(ConsentRecord.subscriber_id == sign_up.subscriber_id)
+        session.execute(
+            delete(Subscriber).where(
+                Subscriber.id == sign_up.subscriber_id,
+                Subscriber.status == Status.PENDING,
+                ~others.exists(),
+            )
+        )
+
+
+def _new_pending(session: Session, email: str, profile: Profile) -> tuple[Subscriber, bool]:
+    """A new pending member, or the one a simultaneous sign-up for the address just made; True if
+    this call made it."""
     member = Subscriber(
         email=email,
         email_key=addresses.key(email),
@@ -203,8 +232,8 @@ def _new_pending(session: Session, email: str, profile: Profile) -> Subscriber:
     except IntegrityError:
         found = members.find(session, email)
         assert found is not None
-        return found
-    return member
+        return found, False
+    return member, True
 
 
 def needs_confirming(member: Subscriber) -> bool:
@@ -302,6 +331,13 @@ def request_email_change(session: Session, member: Subscriber, new_email: str) -
     member.pending_email = normal
     member.pending_email_at = utcnow().replace(microsecond=0)
     return normal
+
+
+def withdraw_email_change(session: Session, member: Subscriber, new_email: str) -> None:
+    """Forget the change to `new_email` when its link could not be sent (the member is told to try
+    again); a later change asked for meanwhile is left alone."""
+    if member.pending_email == new_email:
+        member.pending_email = member.pending_email_at = None
 
 
 def waiting_address(link: Link) -> str:

@@ -2,10 +2,16 @@
 
 `PreparedMessage.build` encodes the headers and bodies of a variant (CRLF line
 endings, quoted-printable UTF-8 bodies, RFC 2047 headers) and cuts the result
-into static bytes and slots: the To, Date, Message-ID and bounce-address
-headers, the List-Unsubscribe token, and the unsubscribe and preferences links
-in the bodies. `render` fills the slots and joins, so a recipient costs three
-tokens and one `b"".join`, not a MIME build.
+into static bytes and slots: the To, Date and Message-ID headers, the
+List-Unsubscribe token, and the unsubscribe and preferences links in the
+bodies. `render` fills the slots and joins, so a recipient costs three tokens
+and one `b"".join`, not a MIME build.
+
+The VERP bounce address (`bounces+TOKEN@domain`) travels only in the SMTP
+envelope, as MAIL FROM (`wire`). The message itself has no `Return-Path`:
+RFC 5321 section 4.4 leaves that header to the final delivery server, which
+writes it from the envelope (a copy arriving with one already may keep the
+wrong one, or be marked as suspicious).
 
 A link marker could be cut in two by a quoted-printable soft line break, so
 the bodies are encoded in segments between markers and each link sits on
@@ -58,7 +64,7 @@ _ESCAPES = re.compile(r'[\\"]')
 _HEADERS = HeaderRegistry()
 
 # Slots: what render() fills in for each recipient.
-_BOUNCE, _TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE_TOKEN, _UNSUBSCRIBE_LINK, _PREFERENCES_LINK = range(7)
+_TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE_TOKEN, _UNSUBSCRIBE_LINK, _PREFERENCES_LINK = range(6)
 _LINK_SLOTS = {UNSUBSCRIBE_URL: _UNSUBSCRIBE_LINK, PREFERENCES_URL: _PREFERENCES_LINK}
 
 
@@ -121,9 +127,6 @@ class PreparedMessage:
         domain = sender_domain(settings)
         view_url = f"{base_url}/archive/{edition.issue.slug}/"
         out = _Template()
-        out.add(b"Return-Path: <bounces+")
-        out.slot(_BOUNCE)
-        out.add(f"@{domain}>\r\n".encode("ascii"))
         out.add(_address_header("From", settings.from_address))
         out.add(b"To: ")
         out.slot(_TO)
@@ -161,15 +164,15 @@ class PreparedMessage:
         return cls(parts, out.slots, text_only=text_only, domain=domain, base_url=base_url)
 
     def render(self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None) -> bytes:
-        """The recipient's message as written (CRLF lines): their address, links and bounce address."""
+        """The recipient's message as written (CRLF lines): their address and links."""
         wire = self.wire(recipient, message_id, tokens, date)[1]
         return wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
 
     def wire(
         self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None
     ) -> tuple[str, bytes]:
-        """MAIL FROM and the message as SMTP DATA (see `transport.wire_data`) for one recipient,
-        sharing one bounce token between them: what `SmtpTransport.send_wire` takes."""
+        """MAIL FROM (the VERP bounce address) and the message as SMTP DATA (see `transport.wire_data`)
+        for one recipient: what `SmtpTransport.send_wire` takes."""
         if recipient.text_only and not self.text_only:
             raise ValueError(
                 f"subscriber {recipient.subscriber_id} chose plain text, this is the HTML variant"
@@ -178,9 +181,7 @@ class PreparedMessage:
             raise ValueError(f"not a Message-ID: {message_id!r}")
         subscriber = recipient.subscriber_id
         unsubscribe = tokens.make("unsubscribe", subscriber)
-        bounce = tokens.make("bounce", subscriber)
         values = {
-            _BOUNCE: bounce.encode("ascii"),
             _TO: _to_header(recipient.name, recipient.email),
             _DATE: (_now() if date is None else _one_line(date)).encode("ascii"),
             _MESSAGE_ID: message_id.encode("ascii"),
@@ -191,10 +192,10 @@ class PreparedMessage:
         parts = self._parts.copy()
         for index, slot in self._slots:
             parts[index] = values[slot]
-        return f"bounces+{bounce}@{self.domain}", b"".join(parts)
+        return self.envelope_sender(recipient, tokens), b"".join(parts)
 
     def envelope_sender(self, recipient: Recipient, tokens: Tokens) -> str:
-        """MAIL FROM for this recipient: the same VERP address as the message's Return-Path."""
+        """MAIL FROM for this recipient: a VERP address whose token names them, so a bounce does too."""
         return f"bounces+{tokens.make('bounce', recipient.subscriber_id)}@{self.domain}"
 
 

@@ -11,9 +11,10 @@ local part of a VERP bounce address (`bounces+TOKEN@domain`) and a
 quoted-printable body (no `=`) without escaping.
 
 Bounce tokens are `ID.SIGNATURE`, with no timestamp: the same member always
-gets the same envelope sender, so the Return-Path written into a message and
-the SMTP MAIL FROM agree however far apart they are built, and a bounce that
-arrives weeks late still names its member.
+gets the same envelope sender (SMTP MAIL FROM; the message carries no
+Return-Path of its own, the receiving server writes that), so every retry of a
+message goes out from the same address, and a bounce that arrives weeks late
+still names its member.
 
 Delivery makes three tokens a recipient, so each purpose's signer is built
 once per `Tokens`, and signing copies a keyed HMAC instead of deriving the key

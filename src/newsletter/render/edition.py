@@ -131,7 +131,7 @@ class Renderer:
             if restored is not None:
                 return restored
         try:
-            return mjml2html(source, disable_comments=True)
+            return _mjml_to_html(source)
         except Exception as error:  # mjml-python raises a bare error type for invalid MJML
             raise UserError(
                 f"{display_path(self.theme_dir / 'email')}: the theme's MJML does not compile: {error}"
@@ -186,7 +186,34 @@ _TEXT_OPEN, _TEXT_CLOSE, _HELD = "<mj-text", "</mj-text>", "nl-held-text-"
 @lru_cache(maxsize=256)
 def _compile_layout(layout: str) -> str:
     """A layout compiled once: an issue's variants mostly differ in their texts, not their layout."""
-    return mjml2html(layout, disable_comments=True)
+    return _mjml_to_html(layout)
+
+
+def _mjml_to_html(source: str) -> str:
+    """mjml-python's HTML with the body's content in one main landmark (see `with_main_landmark`)."""
+    return with_main_landmark(mjml2html(source, disable_comments=True))
+
+
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_MAIN_ROLE = re.compile(r"""\brole\s*=\s*["']?main\b""", re.IGNORECASE)
+
+
+def with_main_landmark(html: str) -> str:
+    """Everything in `<body>` (the hidden preheader, the email, its footer) inside one `role="main"`.
+
+    A page with no main landmark leaves screen-reader users no way to jump to
+    the content, and axe reports every piece of it as outside any region. MJML
+    cannot write a role on its wrappers (mrml drops unknown attributes, and an
+    `mj-raw` must hold whole elements), so the compiled body is wrapped here, in
+    a `div` with the role as MJML writes its own (`role="article"`). HTML that
+    already has a main landmark, or no body, is returned as it is.
+    """
+    opening = _BODY_OPEN.search(html)
+    closing = html.rfind("</body>")
+    if opening is None or closing < opening.end() or _MAIN_ROLE.search(html):
+        return html
+    start = opening.end()
+    return f'{html[:start]}<div role="main">{html[start:closing]}</div>{html[closing:]}'
 
 
 def hold_text(source: str) -> tuple[str, list[str]]:

@@ -8,6 +8,7 @@ the issue file that caused it when it can find one, else at the theme.
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
         problems.append(
             source.problem("link", f"'{shown}' is not an https:// address", near=href, fallback=theme)
         )
+    for name, hrefs in same_name_different_addresses(page.named_links):
+        problems.append(
+            source.problem(
+                "link",
+                f"the link text '{name}' leads to {len(hrefs)} different addresses ({', '.join(hrefs)}); "
+                "screen readers list links by their text, so make each one say where it goes",
+                near=hrefs[1],
+                fallback=theme,
+            )
+        )
 
     if UNSUBSCRIBE_URL not in edition.html:
         problems.append(
@@ -111,23 +122,50 @@ class _SourceLines:
         return Problem(self.file, line, where, message)
 
     def _find(self, text: str) -> int | None:
+        """The first line holding `text` as a whole (not as the start of a longer address), else the
+        first line holding it at all."""
+        whole = re.compile(re.escape(text) + r"(?![\w/.~%?#=&+-])")
+        for number, line in enumerate(self.lines, start=1):
+            if whole.search(line):
+                return number
         for number, line in enumerate(self.lines, start=1):
             if text in line:
                 return number
         return None
 
 
+def same_name_different_addresses(links: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """Each link name (case and spacing aside) given to more than one address, with those addresses
+    in the order they appear: a list of links read out of context cannot tell such links apart."""
+    names: dict[str, str] = {}
+    addresses: dict[str, list[str]] = {}
+    for name, href in links:
+        key = " ".join(name.split()).casefold()
+        if not key:
+            continue
+        names.setdefault(key, " ".join(name.split()))
+        seen = addresses.setdefault(key, [])
+        if href not in seen:
+            seen.append(href)
+    return [(names[key], hrefs) for key, hrefs in addresses.items() if len(hrefs) > 1]
+
+
 class _Elements(HTMLParser):
-    """Collects every <img> (src, alt), every <a href> and the text of the rendered HTML."""
+    """Collects every <img> (src, alt), every <a href> with its accessible name, and the text of the
+    rendered HTML."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.images: list[tuple[str, str | None]] = []
         self.links: list[str] = []
+        self.named_links: list[tuple[str, str]] = []  # (name, href): aria-label, else the link's text
         self.texts: list[str] = []
+        self._link: tuple[str, str | None, list[str]] | None = None  # the open <a>: href, label, text
 
     def handle_data(self, data: str) -> None:
         self.texts.append(data)
+        if self._link is not None:
+            self._link[2].append(data)
 
     def text(self) -> str:
         """The page's text with entities decoded and whitespace runs made single spaces."""
@@ -137,5 +175,20 @@ class _Elements(HTMLParser):
         values = dict(attrs)
         if tag == "img":
             self.images.append((values.get("src") or "", values.get("alt")))
+            if self._link is not None:
+                self._link[2].append(values.get("alt") or "")
         elif tag == "a" and "href" in values:
-            self.links.append((values["href"] or "").strip())
+            self._close_link()
+            href = (values["href"] or "").strip()
+            self.links.append(href)
+            self._link = (href, values.get("aria-label"), [])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._close_link()
+
+    def _close_link(self) -> None:
+        if self._link is not None:
+            href, label, text = self._link
+            self.named_links.append(((label or "").strip() or "".join(text), href))
+            self._link = None

@@ -7,7 +7,9 @@ each kind are below. They are transactional: no List-Unsubscribe, `Auto-Submitte
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -17,7 +19,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from newsletter.delivery.message import sender_domain
-from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
+from newsletter.delivery.transport import Outcome, SmtpTransport, smtp_form
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,16 +120,40 @@ class Mailer:
         )
         return message.as_bytes()
 
-    def send(self, kind: str, to: str, url: str) -> Reply:
-        """Send one notice; a stale pooled connection is retried once. Failures are logged, not raised:
-        the visitor's page must not depend on (or reveal) what the relay said."""
+    def send(self, kind: str, to: str, url: str) -> bool:
+        """Send one notice; True when the relay took it. A stale pooled connection is retried once.
+
+        A refusal or an unreachable relay is logged here, with the relay's reason and the address
+        shortened (`j…@example.org`), and never raised: the page says "try again later" in the same
+        words whoever the address belongs to, so it cannot reveal who is a member.
+        """
         data = self.build(kind, to, url)
         reply = self.transport.send(self.sender, to, data)
         if reply.outcome == Outcome.DEFERRED and reply.code == 0:
             reply = self.transport.send(self.sender, to, data)
         if reply.outcome != Outcome.SENT:
-            log.warning("%s email to a member not sent: %s", kind, reply)
-        return reply
+            log.warning(
+                "%s email to %s not sent (%s): %s", kind, masked(to), reply.outcome, hidden(str(reply), to)
+            )
+        return reply.outcome == Outcome.SENT
 
     def close(self) -> None:
         self.transport.close()
+
+
+def masked(address: str) -> str:
+    """`jo.bloggs@example.org` -> `j…@example.org`: enough for the log to tell a domain's trouble,
+    not enough to be the address."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+def hidden(text: str, address: str) -> str:
+    """A relay's reply with the address (which relays often echo) shortened by `masked`."""
+    forms = {address}
+    with contextlib.suppress(UnicodeError):  # a domain IDNA cannot encode was never sent as ASCII
+        forms.add(smtp_form(address))
+    short = masked(address)
+    for form in sorted(forms, key=len, reverse=True):
+        text = re.sub(re.escape(form), lambda _: short, text, flags=re.IGNORECASE)
+    return text

@@ -30,6 +30,14 @@ UNSUBSCRIBED = "You are unsubscribed"
 NO_MORE_EMAIL = (
     "You will not receive any more emails from us."  # RFC 8058: the body is List-Unsubscribe=One-Click
 )
+# When the relay refuses an email or cannot be reached: the same words whoever the address belongs to.
+NOT_SENT = "We could not send you an email just now, so nothing was saved. Please try again in a few minutes."
+RETRY_AFTER = {"Retry-After": "300"}  # with 503: when trying again is worth it
+# What each sign-up reply emails a link to: (token purpose, page).
+SIGN_UP_LINKS = {
+    Reply.CONFIRM: ("confirm", "subscriber.confirm"),
+    Reply.ALREADY: ("preferences", "subscriber.preferences"),
+}
 
 
 def client() -> Client:
@@ -122,15 +130,23 @@ def subscribe_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         return too_many(here.limits.per_address)
     with here.audience.database.session() as session:
         outcome = membership.sign_up(session, address, profile, here.consent.version, client())
-    if outcome.reply == Reply.CONFIRM:
-        assert outcome.subscriber_id is not None
-        token = here.tokens.make("confirm", outcome.subscriber_id)
-        here.mailer.send("confirm", outcome.email, absolute("subscriber.confirm", token=token))
-    elif outcome.reply == Reply.ALREADY:
-        assert outcome.subscriber_id is not None
-        token = here.tokens.make("preferences", outcome.subscriber_id)
-        here.mailer.send("already", outcome.email, absolute("subscriber.preferences", token=token))
+    if not sign_up_email(outcome):
+        with here.audience.database.session() as session:
+            membership.withdraw_sign_up(session, outcome)
+        body, status = subscribe_form(checked, 503, problem=NOT_SENT)
+        return body, status, RETRY_AFTER
     return sent_page(address)
+
+
+def sign_up_email(outcome: membership.SignUp) -> bool:
+    """Send what the sign-up calls for (mailed after its transaction committed, so the link works);
+    False when the relay refused it or could not be reached."""
+    if outcome.reply == Reply.NOTHING:
+        return True
+    assert outcome.subscriber_id is not None
+    purpose, endpoint = SIGN_UP_LINKS[outcome.reply]
+    token = site().tokens.make(purpose, outcome.subscriber_id)
+    return site().mailer.send(outcome.reply.value, outcome.email, absolute(endpoint, token=token))
 
 
 def sent_page(address: str) -> tuple[str, int]:
@@ -193,6 +209,15 @@ NOTES = {
     "email": "We have sent a link to your new address. Open it within 2 days to start using that address.",
     "revoked": "Your old links no longer open this page. We have emailed you this new link: keep that email.",
 }
+PROBLEMS = {
+    # New links were made (the old ones stay stopped: that is what was asked) but the email did not go.
+    "unsent": "Your old links no longer open this page, but we could not email you this new link just now. "
+    "Bookmark this page, or press “Send me a new link” again in a few minutes.",
+}
+ADDRESS_NOT_SENT = (
+    "We could not send a link to your new address just now, so nothing was changed. "
+    "Please try again in a few minutes."
+)
 
 
 @blueprint.get("/preferences/<token>")
@@ -202,8 +227,9 @@ def preferences(token: str) -> tuple[str, int]:
         member = membership.member_for(session, here.tokens, "preferences", token).member
         current = membership.current_profile(session, member)
     values = current.as_details()
+    done = request.args.get("done", "")
     return preferences_page(
-        member, token, forms.Checked(values=values), note=NOTES.get(request.args.get("done", ""))
+        member, token, forms.Checked(values=values), note=NOTES.get(done), problem=PROBLEMS.get(done, "")
     )
 
 
@@ -258,14 +284,16 @@ def preferences_post(token: str) -> Any:
             response = change_address(session, member, token)
         else:
             response = new_links(session, member)
-    for send in g.pop("after_commit", []):  # mail only what the database now holds
-        send()
+    for send, not_sent in g.pop("after_commit", []):  # mail only what the database now holds
+        if not send():
+            response = not_sent()
     return response
 
 
-def after_commit(send: Callable[[], object]) -> None:
-    """Run `send` once the request's transaction has committed."""
-    g.setdefault("after_commit", []).append(send)
+def after_commit(send: Callable[[], bool], not_sent: Callable[[], Any]) -> None:
+    """Run `send` once the request's transaction has committed; if it returns False (the email did
+    not go), answer with what `not_sent` returns instead of the page that says it went."""
+    g.setdefault("after_commit", []).append((send, not_sent))
 
 
 def save_preferences(session: Session, member: Subscriber, token: str) -> Any:
@@ -294,8 +322,28 @@ def change_address(session: Session, member: Subscriber, token: str) -> Any:
     send_to = membership.request_email_change(session, member, new)
     if send_to is not None:
         link = absolute("subscriber.change_email", token=here.tokens.make("email", member.id))
-        after_commit(lambda: here.mailer.send("email", send_to, link))
+        member_id, typed = member.id, checked.values
+        after_commit(
+            lambda: here.mailer.send("email", send_to, link),
+            lambda: address_not_sent(member_id, token, send_to, forms.Checked(values=typed)),
+        )
     return redirect(url_for("subscriber.preferences", token=token, done="email"), 303)
+
+
+def address_not_sent(
+    member_id: int, token: str, new: str, typed: forms.Checked
+) -> tuple[str, int, dict[str, str]]:
+    """The link to a new address did not go: forget the change, and show the form again as typed."""
+    with site().audience.database.session() as session:
+        member = session.get(Subscriber, member_id)
+        if member is None:  # erased in the meantime
+            raise LinkProblem("gone")
+        membership.withdraw_email_change(session, member, new)
+        values = membership.current_profile(session, member).as_details()
+        body, status = preferences_page(
+            member, token, forms.Checked(values=values), 503, email_checked=typed, problem=ADDRESS_NOT_SENT
+        )
+    return body, status, RETRY_AFTER
 
 
 def new_links(session: Session, member: Subscriber) -> Any:
@@ -306,7 +354,10 @@ def new_links(session: Session, member: Subscriber) -> Any:
     membership.revoke_links(session, member, client())
     fresh = here.tokens.make("preferences", member.id)
     link, address = absolute("subscriber.preferences", token=fresh), member.email
-    after_commit(lambda: here.mailer.send("links", address, link))
+    after_commit(
+        lambda: here.mailer.send("links", address, link),
+        lambda: redirect(url_for("subscriber.preferences", token=fresh, done="unsent"), 303),
+    )
     return redirect(url_for("subscriber.preferences", token=fresh, done="revoked"), 303)
 
 
