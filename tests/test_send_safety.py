@@ -27,6 +27,7 @@ from delivery_support import (
 from delivery_support import (
     run_cli as run,
 )
+from newsletter.db.models import Campaign
 from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_rules
 from newsletter.delivery.message import sender_domain
@@ -262,6 +263,16 @@ def test_status_says_no_worker_is_running_instead_of_a_time_left(sending):
         "no worker is running: 56 messages are waiting and nothing is sending them; start `newsletter worker`"
         in result.stdout
     )
+
+
+def test_status_of_a_campaign_due_long_ago_that_nothing_started_says_no_worker_is_running(sending):
+    campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
+    assert "no worker is running" not in run(sending.settings, "status", str(campaign.id)).stdout  # just made
+    with sending.audience.database.session() as session:
+        moved = session.get(Campaign, campaign.id)
+        moved.send_at -= dt.timedelta(minutes=5)
+    result = run(sending.settings, "status", str(campaign.id))
+    assert re.search(r"no worker is running: it was due at .* UTC and nothing has started it", result.stdout)
 
 
 def test_a_live_lease_means_a_worker_is_sending(sending):

@@ -195,10 +195,12 @@ def preview(
     if as_email or segment:
         from newsletter.delivery.lookahead import describe, foresee
 
-        profiles = _sending(ctx).profiles(as_email, segment)
+        sending = _sending(ctx)
+        profiles, regions = sending.profiles(as_email, segment), sending.audience.vocabulary.regions
 
         def personalise(issue: Issue) -> list[Personal]:
-            return [Personal(describe(view), view.issue, view.text_only) for view in foresee(issue, profiles)]
+            views = foresee(issue, profiles)
+            return [Personal(describe(view, regions), view.issue, view.text_only) for view in views]
 
     server = make_server(_editor(ctx), slug, host, port, personalise)
     if personalise is not None:
@@ -571,6 +573,11 @@ def status(ctx: click.Context, campaign_id: int, failed: bool) -> None:
         click.echo(
             f"  no worker is running: {activity.due_now:,} messages are waiting and nothing is sending them; "
             "start `newsletter worker`"
+        )
+    elif report.no_worker:
+        click.echo(
+            f"  no worker is running: it was due at {report.campaign.send_at:%Y-%m-%d %H:%M} UTC and nothing "
+            "has started it; start `newsletter worker`"
         )
     elif activity is not None and not activity.live_leases and activity.next_attempt_at:
         click.echo(f"  waiting to retry deferred messages from {activity.next_attempt_at:%Y-%m-%d %H:%M} UTC")

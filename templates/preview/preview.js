@@ -7,11 +7,14 @@
   const list = document.getElementById("problem-list");
   const views = document.getElementById("views");
   const viewList = document.getElementById("view-list");
+  const viewCurrent = document.getElementById("view-current");
   const view = new URLSearchParams(location.search).get("view") || "0";
 
   function showViews(labels) {
     // One entry per distinct email (`preview --as` or `--segment`); the whole issue needs no menu.
     views.hidden = labels.length < 2 && !(labels.length === 1 && labels[0] !== "the whole issue");
+    viewCurrent.textContent = labels[Number(view)] || labels[0] || "";
+    if (labels.length <= 5) views.open = true;  // a long list stays folded above the email
     viewList.replaceChildren(...labels.map((label, number) => {
       const item = document.createElement("li");
       const link = document.createElement("a");

@@ -20,6 +20,7 @@ from newsletter.delivery import ledger
 from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, UserError
 
+STARTED_WITHIN_SECONDS = 30  # a running worker starts a due campaign well within this
 WHEN_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 # The same with a UTC offset (`+01:00`, `+0100`, `Z`): how to say which of a repeated hour is meant.
 WHEN_FORMATS_WITH_OFFSET = (*(f"{pattern} %z" for pattern in WHEN_FORMATS[:3]), "%Y-%m-%dT%H:%M%z")
@@ -37,8 +38,14 @@ class CampaignReport:
 
     @property
     def no_worker(self) -> bool:
-        """Sending, messages due, and no worker holding a lease: nothing is going out."""
-        return self.activity is not None and not self.activity.live_leases and bool(self.activity.due_now)
+        """Nothing is going out though it should: messages due and no worker holding a lease, or a
+        campaign whose time came a while ago and that no worker has started (workers start due
+        campaigns within a second)."""
+        if self.activity is not None:
+            return not self.activity.live_leases and bool(self.activity.due_now)
+        campaign = self.campaign
+        overdue = utcnow() - campaign.send_at > dt.timedelta(seconds=STARTED_WITHIN_SECONDS)
+        return campaign.status == CampaignStatus.SCHEDULED and overdue
 
     @property
     def total(self) -> int:

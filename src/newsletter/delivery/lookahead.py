@@ -41,6 +41,7 @@ class Foreseen:
     issue: Issue
     text_only: bool
     left_out: tuple[str, ...]  # tagged sections and items these members do not get
+    region_first: str | None  # the region whose place updates come first for these members
 
 
 def member_profile(session: Session, email: str) -> Profile:
@@ -91,14 +92,41 @@ def foresee(issue: Issue, profiles: list[Profile]) -> list[Foreseen]:
         else:
             label = f"variant {number}: {len(group):,} member{'s' if len(group) != 1 else ''}"
         foreseen.append(
-            Foreseen(label, len(group), group[0].email, personaliser.issue_for(key), key.text_only, left_out)
+            Foreseen(
+                label,
+                len(group),
+                group[0].email,
+                personaliser.issue_for(key),
+                key.text_only,
+                left_out,
+                key.region,
+            )
         )
     return foreseen
 
 
-def describe(view: Foreseen) -> str:
-    """One line for the terminal: who, what format, what they miss."""
-    parts = [view.label, f"for example {view.example}" if view.members > 1 else ""]
+def describe(view: Foreseen, names: dict[str, str] | None = None, most: int = 3) -> str:
+    """One line for the terminal and the preview's menu: who, in what format, what comes first, and
+    the first `most` of what they miss (with how many more)."""
+    parts = [view.label if view.members == 1 else f"{view.label} (for example {view.example})"]
     parts.append("plain text only" if view.text_only else "HTML and text")
-    parts.append(f"without: {'; '.join(view.left_out)}" if view.left_out else "everything in the issue")
-    return ", ".join(part for part in parts if part)
+    if view.region_first:
+        parts.append(f"{(names or {}).get(view.region_first, view.region_first)} first in the place updates")
+    if view.left_out:
+        shown = [_short(name) for name in view.left_out[:most]]
+        more = len(view.left_out) - len(shown)
+        count = f"{len(view.left_out)} tagged item{'s' if len(view.left_out) != 1 else ''}"
+        parts.append(f"without {count}: {'; '.join(shown)}{f' and {more} more' if more else ''}")
+    else:
+        parts.append("everything in the issue")
+    return ", ".join(parts)
+
+
+def _short(described: str, length: int = 40) -> str:
+    """`A very long report title (topic-a, topic-b)` with the title cut and its topics kept whole."""
+    title, opening, topics = described.rpartition(" (")
+    if not opening:
+        title, topics = described, ""
+    if len(title) > length:
+        title = title[: length - 1].rstrip() + "…"
+    return f"{title} ({topics}" if opening else title
