@@ -326,6 +326,18 @@ def test_serve_from_another_folder_finds_the_settings_through_newsletter_config(
         assert "Traceback" not in log, log
     assert pages[folder] == pages[elsewhere]
     assert not (elsewhere / "newsletter.sqlite3").exists()  # the project's database, not a new one here
+    # The archive built from either folder is the same site (written where the command was typed).
+    for where, env in ((folder, user_environment()), (elsewhere, environment)):
+        newsletter(where, "archive", "build", "--out", "public", env=env)
+    built = {
+        where: {
+            path.relative_to(where / "public"): path.read_bytes()
+            for path in (where / "public").rglob("*")
+            if path.is_file()
+        }
+        for where in (folder, elsewhere)
+    }
+    assert built[folder] and built[folder] == built[elsewhere]
     # --config says the same thing on the command line.
     listed = newsletter(elsewhere, "--config", str(folder / "newsletter.toml"), "segments")
     assert re.search(r"^everyone\s+0\s", listed.stdout, re.M)
