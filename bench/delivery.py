@@ -285,6 +285,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def measure_build(port: int) -> dict[str, Any]:
     """`PreparedMessage.wire` over 20,000 distinct members (median of a few passes), and the variants."""
+    from newsletter.db.models import new_link_key
     from newsletter.delivery.message import PreparedMessage, Recipient, message_id_for, sender_domain
     from newsletter.delivery.tokens import Tokens
     from newsletter.delivery.variants import Personaliser
@@ -297,7 +298,7 @@ def measure_build(port: int) -> dict[str, Any]:
     tokens = Tokens(settings.secret_key)
     domain = sender_domain(settings)
     recipients = [
-        Recipient(number, row["email"], row["name"], False)
+        Recipient(number, row["email"], row["name"], False, new_link_key())
         for number, row in enumerate(members.generate(BUILD_RECIPIENTS, seed=7), start=1)
     ]
     message_ids = [message_id_for(1, recipient.subscriber_id, domain) for recipient in recipients]

@@ -242,7 +242,9 @@ def bench(engine: str, args: argparse.Namespace) -> bool:
         audience.upgrade()
         audience.import_csv(members_csv(Path(folder) / "leaving.csv", args.unsubscribes))
         with audience.database.session() as session:
-            ids = session.scalars(select(Subscriber.id).where(Subscriber.email.like("leaving%"))).all()
+            leaving = session.execute(
+                select(Subscriber.id, Subscriber.link_key).where(Subscriber.email.like("leaving%"))
+            ).all()
         tokens = Tokens(SECRET)
         tasks = [
             Task(
@@ -253,8 +255,8 @@ def bench(engine: str, args: argparse.Namespace) -> bool:
             )
             for n in range(args.subscribes)
         ] + [
-            Task("POST", f"/unsubscribe/{tokens.make('unsubscribe', i)}", "List-Unsubscribe=One-Click")
-            for i in ids
+            Task("POST", f"/unsubscribe/{tokens.make('unsubscribe', i, key)}", "List-Unsubscribe=One-Click")
+            for i, key in leaving
         ]
         random.Random(5).shuffle(tasks)
         reference_tasks = [Task("GET", "/health") for _ in tasks]

@@ -172,6 +172,16 @@ def campaign_status(sending: Sending, campaign_id: int) -> str:
     return CampaignStatus(status).value
 
 
+def link_key_of(sending: Sending) -> Callable[[int], str | None]:
+    """A member's link key by id, as `Tokens.read` asks for it."""
+
+    def key_of(member_id: int) -> str | None:
+        with sending.audience.database.session() as session:
+            return session.scalar(select(Subscriber.link_key).where(Subscriber.id == member_id))
+
+    return key_of
+
+
 def subscriber_id(sending: Sending, email: str) -> int:
     with sending.audience.database.session() as session:
         found = session.scalar(select(Subscriber.id).where(Subscriber.email_key == email.lower()))
@@ -312,3 +322,109 @@ def end_process(process: subprocess.Popen[bytes]) -> None:
         process.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+
+
+# --- A relay that goes down and comes back ------------------------------------------------------------------
+
+
+class SwitchableRelay:
+    """A TCP proxy on a fixed loopback port in front of a real SMTP server, switched on and off as a relay
+    goes down and comes back: while down nothing listens on the port (connections are refused) and every
+    connection that was open is cut, as when a relay restarts or the network to it fails.
+
+        with SwitchableRelay(server.port) as relay:   # down until `up()`
+            settings = delivery_settings(database_url, relay.port)
+            relay.up(); ...; relay.down(); ...; relay.up()
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.accepting: threading.Thread | None = None
+        self.open: set[socket.socket] = set()
+        self.outages = 0
+
+    def __enter__(self) -> SwitchableRelay:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
+
+    @property
+    def is_up(self) -> bool:
+        return self.listener is not None
+
+    def up(self) -> None:
+        """Listen on the port again (and keep doing so until `down`)."""
+        if self.listener is not None:
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.05)
+        self.listener = listener
+        self.accepting = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self.accepting.start()
+
+    def down(self) -> None:
+        """Stop listening and cut every open connection."""
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            self.outages += 1
+            assert self.accepting is not None
+            self.accepting.join(5)
+            listener.close()
+        with self.lock:
+            cut, self.open = self.open, set()
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def outage(self, seconds: float) -> threading.Thread:
+        """Go down now and come back `seconds` later (from a daemon thread, returned)."""
+        self.down()
+        thread = threading.Timer(seconds, self.up)
+        thread.daemon = True
+        thread.start()
+        return thread
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self.lock:
+                if self.listener is not listener:  # went down meanwhile
+                    client.close()
+                    upstream.close()
+                    return
+                self.open |= {client, upstream}
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):  # one side gone: the other goes too
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self.lock:
+            self.open -= {source, target}
+        source.close()  # each socket is the source of one pump: that pump closes it

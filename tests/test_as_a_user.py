@@ -31,6 +31,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from browser_support import launch_browser, one_click_post, open_page, overflow, screenshot
+from newsletter.running import terminate
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -105,12 +106,7 @@ class Background:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> str:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         return self.output()
 
 

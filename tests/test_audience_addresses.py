@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.audience.addresses import InvalidAddress, address_hash, domain_of, key, normalise
+from newsletter.audience.addresses import InvalidAddress, address_hash, domain_of, key, mailbox, normalise
 
 LONG_DOMAIN = "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".org"  # 189 characters
 IDN_LABEL = "ü" + "a" * 35
@@ -140,3 +140,17 @@ def test_key_hash_and_domain_make_case_variants_one_member():
     expected = hashlib.sha256(b"jo@example.org").hexdigest()
     assert address_hash("Jo@example.org") == address_hash("jo@example.org") == expected
     assert domain_of("Jo@Trust.NHS.example") == "trust.nhs.example"
+
+
+@pytest.mark.parametrize(
+    ("address", "box"),
+    [
+        ("jo@example.org", "jo@example.org"),
+        ("Jo+News@Example.org", "jo@example.org"),
+        ("jo+a+b@example.org", "jo@example.org"),
+        ("jo.bloggs+x@sub.example.org", "jo.bloggs@sub.example.org"),
+        ("+tag@example.org", "+tag@example.org"),  # nothing before the tag: the whole local part is the box
+    ],
+)
+def test_mailbox_counts_sub_addresses_as_one(address, box):
+    assert mailbox(address) == box

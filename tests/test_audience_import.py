@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
@@ -523,3 +524,26 @@ def test_the_installed_command_imports_with_a_long_source(database_url, repo_roo
         assert consent_actions(audience, "sam@example.org") == [("imported", expected)]
     finally:
         audience.close()
+
+
+FORMULAS = ('=HYPERLINK("http://evil","x")', "+1", "-2", "@SUM(1)")
+
+
+def test_rejected_formula_cells_are_neutralised_in_the_report_exactly_as_the_export_does(audience, tmp_path):
+    """A spreadsheet opening the report must not run a rejected cell: each one is written as the export
+    writes the same value (a leading apostrophe), not raw."""
+    quoted = ['"' + cell.replace('"', '""') + '"' for cell in FORMULAS]
+    rows = [f"{cell},Rejected {n}" for n, cell in enumerate(quoted)]  # not addresses: all rejected
+    rows += [f"ok{n}@example.org,{cell}" for n, cell in enumerate(quoted)]  # the same values as names
+    summary = import_text(audience, tmp_path, "email,name\n" + "\n".join(rows) + "\n", "hostile.csv")
+    assert (summary.added, summary.rejected) == (4, 4)
+    report = summary.report.read_text(encoding="utf-8")
+    header, *rejected = list(csv.reader(report.splitlines()))
+    exported = io.StringIO()
+    audience.export_csv(exported)
+    names = {row["email"]: row["name"] for row in csv.DictReader(io.StringIO(exported.getvalue()))}
+    assert [row[1] for row in rejected] == [names[f"ok{n}@example.org"] for n in range(4)]
+    assert [row[1] for row in rejected] == ["'" + cell for cell in FORMULAS]
+    for row in [header, *rejected]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell

@@ -129,3 +129,12 @@ def test_theme_with_a_template_error(project, repo_root):
     template.write_text("{% if section.title %}\n<mj-section>\n", encoding="utf-8")
     result = run("check", "2023-10")
     fails_with(result, "templates/email/sections/story.mjml.j2:", "template error")
+
+
+def test_yaml_nested_a_thousand_levels_deep(project, write_issue):
+    write_issue(project, "title: T\nsubject: " + "[" * 1000 + "]" * 1000 + "\n", slug="deep")
+    result = run("check", "deep")
+    fails_with(
+        result, "issues/deep/issue.yaml:2: values nest more than 100 levels deep here; write them flatter"
+    )
+    assert result.stderr.strip() == "1 problem found."

@@ -233,12 +233,14 @@ def test_pause_resume_cancel_and_their_refusals(sending, server):
         assert "no campaign 999; `newsletter campaigns` lists them" in missing.stderr
 
 
-def test_worker_once_with_the_relay_down_reports_deferrals(sending):
+def test_worker_once_with_the_relay_down_waits_then_says_what_is_left(sending):
     settings = dataclasses.replace(sending.settings, smtp_url=f"smtp://127.0.0.1:{free_port()}")
     sending.send(SAMPLE_SLUG, ["housing"])
-    result = run(settings, "worker", "--once", "--retry", "60")
-    assert result.exit_code == 0
-    assert result.stdout == "Worker done: 0 sent, 56 deferred, 0 failed, 0 bounced, 0 skipped\n"
+    result = run(settings, "worker", "--once", "--retry", "60", "--wait", "1")
+    assert result.exit_code == 1
+    assert result.stdout == "Worker done: 0 sent, 0 deferred, 0 failed, 0 bounced, 0 skipped\n"
+    assert "relay unavailable (connection problem: " in result.stderr
+    assert "56 messages are left, none of them counted as an attempt" in result.stderr
 
 
 def test_commands_on_a_database_that_was_never_created(tmp_path, server):

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 
 from delivery_support import (
     SAMPLE_SLUG,
+    SwitchableRelay,
     WorkerThread,
     assert_each_once,
     audience_emails,
@@ -106,6 +107,70 @@ def test_sigkill_at_random_points_loses_nobody_and_repeats_only_what_was_in_flig
             assert {row.lease_owner for row in rows.values()} == {None}
             for address, row in rows.items():
                 assert ids_by_address[address] == {row.message_id}
+            assert campaign_status(sending, campaign.id) == "sent"
+            assert sending.status(campaign.id).counts == {"sent": 400}
+
+
+def test_sigkill_while_the_relay_is_down_for_part_of_the_run_loses_nobody_and_fails_nobody(
+    database_url, tmp_path
+):
+    """The test above, with the relay down for 8 s around the second kill and 2 s around the fifth: six
+    retry rounds at the workers' 0.2 s base take about 6 s, yet no member is charged for the outage."""
+    rng = random.Random(SEED + 1)
+    workdir = tmp_path / "workers"
+    with RecordingSMTPServer(delay=0.01) as server, SwitchableRelay(server.port) as relay:
+        relay.up()
+        settings = delivery_settings(database_url, relay.port, concurrency=CONCURRENCY)
+        with open_sending(settings) as sending:
+            expected = audience_emails(sending, ["everyone"])
+            campaign, _ = sending.send(SAMPLE_SLUG, ["everyone"])
+            outages = {1: 8.0, 4: 2.0}  # kill number -> seconds the relay is down before that kill
+
+            for kill in range(KILLS):
+                before = len(server.messages)
+                process = start_worker(settings, workdir, "--lease", "2", "--retry", "0.2")
+                try:
+                    progressed = wait_until(
+                        lambda before=before, process=process: (
+                            len(server.messages) >= before + 10 or process.poll() is not None
+                        ),
+                        timeout=60,
+                    )
+                    assert process.poll() is None, f"worker {kill} ended early:\n{worker_logs(workdir)}"
+                    assert progressed, f"worker {kill} sent nothing in 60 s:\n{worker_logs(workdir)}"
+                    if kill in outages:
+                        relay.down()
+                        time.sleep(outages[kill])
+                        assert "failed" not in sending.status(campaign.id).counts
+                    else:
+                        time.sleep(rng.uniform(0.0, 0.4))
+                    process.send_signal(signal.SIGKILL)
+                    process.wait(timeout=10)
+                finally:
+                    end_process(process)
+                relay.up()
+                assert process.returncode == -signal.SIGKILL
+
+            assert len(server.messages) < len(expected), "the campaign finished before the last kill"
+            assert campaign_status(sending, campaign.id) == "sending"
+            logs = worker_logs(workdir)
+            assert "relay unavailable" in logs and "not counted as attempts" in logs, logs
+
+            final = start_worker(settings, workdir, "--once", "--lease", "2", "--retry", "0.2")
+            try:
+                assert final.wait(timeout=120) == 0, worker_logs(workdir)
+            finally:
+                end_process(final)
+
+            got = Counter(recipients(server.messages))
+            assert set(got) == expected, f"lost: {sorted(expected - set(got))[:10]}"
+            for address, ids in message_ids_by_address(server).items():
+                assert len(ids) == 1, f"{address} got different Message-IDs: {ids}"
+            duplicates = sum(count - 1 for count in got.values())
+            # In flight at each kill, and at each outage's cut.
+            assert duplicates <= (KILLS + len(outages)) * CONCURRENCY * 2, f"{duplicates} duplicates"
+            rows = ledger(sending, campaign.id)
+            assert {row.status for row in rows.values()} == {"sent"}
             assert campaign_status(sending, campaign.id) == "sent"
             assert sending.status(campaign.id).counts == {"sent": 400}
 
@@ -214,9 +279,11 @@ def test_an_expired_lease_makes_the_rows_due_again(database_url):
             assert len(dead) == 10
             lease_end = utcnow() + dt.timedelta(seconds=1)
 
-            sending.work(once=True, lease_seconds=60, retry_base_seconds=60)
+            # Told not to wait (`worker --once --wait 0`), a worker leaves them and says so.
+            stats = sending.work(once=True, lease_seconds=60, retry_base_seconds=60, once_wait_seconds=0)
             assert len(server.messages) == 46  # the dead worker's ten rows are not due yet
             assert sending.status(campaign.id).counts == {"sent": 46, "sending": 10}
+            assert stats.unfinished.startswith("10 messages are leased by another worker until ")
 
             assert wait_until(lambda: utcnow() > lease_end, timeout=3)
             sending.work(once=True, lease_seconds=60, retry_base_seconds=60)

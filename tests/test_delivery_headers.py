@@ -18,12 +18,14 @@ from delivery_support import (
     assert_each_once,
     delivery_settings,
     ledger,
+    link_key_of,
     member_row,
     open_sending,
     subscriber_id,
     write_members,
 )
-from newsletter.db.models import Subscriber
+from newsletter.db.models import Campaign, Subscriber
+from newsletter.delivery.message import campaign_tag, message_id_for
 from newsletter.delivery.tokens import Tokens
 from newsletter.smtp_servers import RecordingSMTPServer
 
@@ -90,6 +92,9 @@ def test_headers_of_every_copy(delivered):
     sending, campaign_id, by_address, (before, after) = delivered
     tokens = Tokens(sending.settings.secret_key)
     rows = ledger(sending, campaign_id)
+    with sending.audience.database.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        tag = campaign_tag(campaign_id, campaign.created_at)  # the campaign's own part of its Message-IDs
     for address, received in by_address.items():
         message = received.message()
         member_id = subscriber_id(sending, address)
@@ -98,7 +103,11 @@ def test_headers_of_every_copy(delivered):
         assert message["Subject"] == "First Health Equity Network conference, plus new NHS and Gwent reports"
         assert message["MIME-Version"] == "1.0"
         assert message["List-Id"] == sending.settings.list_id
-        assert message["Message-ID"] == rows[address].message_id == f"<nl.{campaign_id}.{member_id}@{DOMAIN}>"
+        assert (
+            message["Message-ID"]
+            == rows[address].message_id
+            == message_id_for(campaign_id, member_id, DOMAIN, tag)
+        )
         date = email.utils.parsedate_to_datetime(message["Date"])
         assert before - dt.timedelta(seconds=1) <= date <= after + dt.timedelta(seconds=1)
 
@@ -106,7 +115,7 @@ def test_headers_of_every_copy(delivered):
             rf"<{re.escape(BASE)}/unsubscribe/([A-Za-z0-9._-]+)>", message["List-Unsubscribe"]
         )
         assert unsubscribe, message["List-Unsubscribe"]
-        assert tokens.read("unsubscribe", unsubscribe.group(1)) == member_id
+        assert tokens.read("unsubscribe", unsubscribe.group(1), link_key_of(sending)) == member_id
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
         assert received.rcpt_tos == (address,)
@@ -126,7 +135,7 @@ def test_bounce_address_is_in_the_envelope_only(delivered):
     for address, received in by_address.items():
         bounce = re.fullmatch(rf"bounces\+([A-Za-z0-9._-]+)@{re.escape(DOMAIN)}", received.envelope_from)
         assert bounce, received.envelope_from
-        assert tokens.read("bounce", bounce.group(1)) == subscriber_id(sending, address)
+        assert tokens.read("bounce", bounce.group(1), link_key_of(sending)) == subscriber_id(sending, address)
         head = received.data.split(b"\r\n\r\n", 1)[0]
         assert not re.search(rb"^Return-Path:", head, re.MULTILINE | re.IGNORECASE), address
         assert received.message()["Return-Path"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import email
 import email.policy
 import re
@@ -16,6 +17,7 @@ from newsletter.delivery.message import (
     PreparedMessage,
     Recipient,
     bounce_address,
+    campaign_tag,
     message_id_for,
     sender_domain,
 )
@@ -26,8 +28,12 @@ from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIE
 DOMAIN = "health-equity-network.example.org"
 BASE = "https://news.health-equity-network.example.org"
 DATE = "Fri, 20 Oct 2023 09:00:00 +0000"
-ANN = Recipient(4711, "ann.smith@example.org", "Ann Smith", text_only=False)
-TOKEN_URL = re.compile(rf"{re.escape(BASE)}/(unsubscribe|preferences)/[0-9a-z]+\.[\w-]+\.[\w-]{{27}}")
+KEY = "0123456789ABCDEF" * 2  # a member's link key, as `Subscriber.link_key` holds them
+KEY_OF = lambda _subscriber_id: KEY  # noqa: E731  (every member here has the same key)
+ANN = Recipient(4711, "ann.smith@example.org", "Ann Smith", text_only=False, link_key=KEY)
+TOKEN_URL = re.compile(
+    rf"{re.escape(BASE)}/(unsubscribe|preferences)/[0-9a-z]+\.[0-9A-F]{{16}}\.[\w-]+\.[\w-]{{27}}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +49,7 @@ def same_second(monkeypatch):
 
 
 def url(tokens: Tokens, purpose: str, recipient: Recipient = ANN) -> str:
-    return f"{BASE}/{purpose}/{tokens.make(purpose, recipient.subscriber_id)}"
+    return f"{BASE}/{purpose}/{tokens.make(purpose, recipient.subscriber_id, recipient.link_key)}"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +115,7 @@ def test_headers(prepared, tokens, settings, edition):
     unsubscribe = re.fullmatch(
         rf"<{re.escape(BASE)}/unsubscribe/([A-Za-z0-9._-]+)>", message["List-Unsubscribe"]
     )
-    assert unsubscribe and tokens.read("unsubscribe", unsubscribe.group(1)) == 4711
+    assert unsubscribe and tokens.read("unsubscribe", unsubscribe.group(1), KEY_OF) == 4711
     for name in [
         "From",
         "To",
@@ -127,8 +133,8 @@ def test_headers(prepared, tokens, settings, edition):
 def test_the_bounce_address_is_the_envelope_sender_only(prepared, tokens, settings):
     sender = prepared.envelope_sender(ANN, tokens)
     bounce = re.fullmatch(rf"bounces\+([A-Za-z0-9._-]+)@{re.escape(DOMAIN)}", sender)
-    assert bounce and tokens.read("bounce", bounce.group(1)) == ANN.subscriber_id
-    assert sender == bounce_address(tokens.make("bounce", ANN.subscriber_id), settings)
+    assert bounce and tokens.read("bounce", bounce.group(1), KEY_OF) == ANN.subscriber_id
+    assert sender == bounce_address(tokens.make("bounce", ANN.subscriber_id, ANN.link_key), settings)
     together, wire = prepared.wire(ANN, "<a.1@example.org>", tokens)
     assert together == sender
     assert b"Return-Path" not in wire and b"bounces+" not in wire
@@ -151,6 +157,16 @@ def test_message_id_for_is_deterministic():
     assert message_id_for(3, 4711, DOMAIN) == message_id_for(3, 4711, DOMAIN) == f"<nl.3.4711@{DOMAIN}>"
     assert message_id_for(3, 4711, DOMAIN) != message_id_for(4, 4711, DOMAIN)
     assert message_id_for(3, 4711, DOMAIN) != message_id_for(3, 4712, DOMAIN)
+
+
+def test_a_campaigns_tag_is_stable_and_differs_from_a_campaign_made_another_moment():
+    created = dt.datetime(2023, 10, 20, 9, 0, 0, 123456)
+    tag = campaign_tag(3, created)
+    assert tag == campaign_tag(3, created)
+    assert re.fullmatch(r"[a-z2-7]{16}", tag)
+    assert tag != campaign_tag(3, created + dt.timedelta(microseconds=1))
+    assert tag != campaign_tag(4, created)
+    assert message_id_for(3, 4711, DOMAIN, tag) == f"<nl.3.{tag}.4711@{DOMAIN}>"
 
 
 def test_sender_domain(settings):
@@ -187,8 +203,8 @@ def test_bodies_are_the_edition_with_the_members_links(prepared, tokens, edition
     for text in decoded.values():
         assert "%%" not in text
         assert f"{BASE}/archive/{slug}/" in text
-    assert tokens.read("unsubscribe", unsubscribe.rsplit("/", 1)[1]) == ANN.subscriber_id
-    assert tokens.read("preferences", preferences.rsplit("/", 1)[1]) == ANN.subscriber_id
+    assert tokens.read("unsubscribe", unsubscribe.rsplit("/", 1)[1], KEY_OF) == ANN.subscriber_id
+    assert tokens.read("preferences", preferences.rsplit("/", 1)[1], KEY_OF) == ANN.subscriber_id
     assert message["List-Unsubscribe"] == f"<{unsubscribe}>"
 
 
@@ -226,7 +242,7 @@ def test_crlf_and_line_lengths(request, variant, tokens):
 
 
 def test_two_members_of_one_variant(prepared, tokens):
-    bob = Recipient(4712, "bob@example.net", "Bob", text_only=False)
+    bob = Recipient(4712, "bob@example.net", "Bob", text_only=False, link_key=KEY)
     ann_message, bob_message = parse(send(prepared, tokens)), parse(send(prepared, tokens, bob))
     assert ann_message["Message-ID"] != bob_message["Message-ID"]
     assert ann_message["To"] != bob_message["To"]
@@ -235,7 +251,7 @@ def test_two_members_of_one_variant(prepared, tokens):
     for purpose in ("unsubscribe", "preferences"):
         assert ann_links[purpose] != bob_links[purpose]
         (url,) = bob_links[purpose]
-        assert tokens.read(purpose, url.rsplit("/", 1)[1]) == 4712
+        assert tokens.read(purpose, url.rsplit("/", 1)[1], KEY_OF) == 4712
     assert bob_message["Subject"] == ann_message["Subject"]
 
 
@@ -277,7 +293,7 @@ def test_non_ascii_name_and_subject(edition, settings, tokens):
         settings,
         text_only=False,
     )
-    sian = Recipient(5, "sian@example.org", "Siân Ó Dálaigh", text_only=False)
+    sian = Recipient(5, "sian@example.org", "Siân Ó Dálaigh", text_only=False, link_key=KEY)
     raw = send(prepared, tokens, sian)
     message = parse(raw)
     assert message["To"].addresses[0].display_name == "Siân Ó Dálaigh"
@@ -306,7 +322,7 @@ def test_ascii_stays_readable(prepared, tokens):
     ],
 )
 def test_display_names_with_specials(prepared, tokens, name):
-    recipient = Recipient(6, "someone@example.org", name, text_only=False)
+    recipient = Recipient(6, "someone@example.org", name, text_only=False, link_key=KEY)
     to = parse(send(prepared, tokens, recipient))["To"]
     assert len(to.addresses) == 1
     assert to.addresses[0].addr_spec == "someone@example.org"
@@ -314,7 +330,9 @@ def test_display_names_with_specials(prepared, tokens, name):
 
 
 def test_no_name(prepared, tokens):
-    message = parse(send(prepared, tokens, Recipient(7, "anon@example.org", "", text_only=False)))
+    message = parse(
+        send(prepared, tokens, Recipient(7, "anon@example.org", "", text_only=False, link_key=KEY))
+    )
     assert message["To"] == "anon@example.org"
 
 
@@ -322,7 +340,7 @@ def test_header_injection(edition, settings, tokens):
     prepared = PreparedMessage.build(
         dataclasses.replace(edition, subject="Hello\nX-Evil: 1"), settings, text_only=False
     )
-    evil = Recipient(8, "evil@example.org", "Evil\r\nBcc: victim@example.org", text_only=False)
+    evil = Recipient(8, "evil@example.org", "Evil\r\nBcc: victim@example.org", text_only=False, link_key=KEY)
     raw = send(prepared, tokens, evil)
     message = parse(raw)
     assert message["Bcc"] is None
@@ -337,7 +355,7 @@ def test_header_injection(edition, settings, tokens):
 
 @pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f", "\x85", "\u2028", "\t", "\v"])
 def test_control_characters_in_names(prepared, tokens, control):
-    recipient = Recipient(9, "c@example.org", f"A{control}B", text_only=False)
+    recipient = Recipient(9, "c@example.org", f"A{control}B", text_only=False, link_key=KEY)
     message = parse(send(prepared, tokens, recipient))
     assert message["To"].addresses[0].display_name == "A B"
     assert not message.defects
@@ -345,7 +363,7 @@ def test_control_characters_in_names(prepared, tokens, control):
 
 @pytest.mark.parametrize("name", ["A" * 5000, "Ö" * 5000, "Siân " * 1000, '"' * 3000])
 def test_long_names_keep_lines_short(prepared, tokens, name):
-    raw = send(prepared, tokens, Recipient(10, "long@example.org", name, text_only=False))
+    raw = send(prepared, tokens, Recipient(10, "long@example.org", name, text_only=False, link_key=KEY))
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     to = parse(raw)["To"]
     assert to.addresses[0].addr_spec == "long@example.org"
@@ -366,11 +384,11 @@ def test_long_names_keep_lines_short(prepared, tokens, name):
 )
 def test_addresses_that_would_break_the_header_are_refused(prepared, tokens, address):
     with pytest.raises(ValueError, match="address"):
-        send(prepared, tokens, Recipient(11, address, "X", text_only=False))
+        send(prepared, tokens, Recipient(11, address, "X", text_only=False, link_key=KEY))
 
 
 def test_internationalised_domain_goes_out_in_ascii(prepared, tokens):
-    raw = send(prepared, tokens, Recipient(12, "anna@bücher.example", "Anna", text_only=False))
+    raw = send(prepared, tokens, Recipient(12, "anna@bücher.example", "Anna", text_only=False, link_key=KEY))
     assert parse(raw)["To"].addresses[0].addr_spec == "anna@xn--bcher-kva.example"
 
 
@@ -440,4 +458,4 @@ def test_lines_starting_with_a_dot_reach_the_reader_unchanged(edition, settings,
         assert received.data.replace(b"\r\n", b"\n") == written.replace(b"\r\n", b"\n")
         body = parse(received.data).get_content().replace("\r\n", "\n")
         assert "\n.a line with a leading dot\n..two\n.\nend\n" in body
-        assert f"{base}/unsubscribe/{tokens.make('unsubscribe', ANN.subscriber_id)}" in body
+        assert f"{base}/unsubscribe/{tokens.make('unsubscribe', ANN.subscriber_id, ANN.link_key)}" in body

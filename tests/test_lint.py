@@ -226,3 +226,110 @@ def test_a_theme_that_drops_the_preheader_is_refused(tmp_path, repo_root):
     assert [(p.line, p.where, p.message) for p in problems] == [
         (12, "preheader", "is missing from the email; inboxes show it next to the subject")
     ]
+
+
+# --- Where a problem in Markdown points, and what else the lint looks for (issue 11) ---
+
+HEAD_LINES = """\
+title: November 2023 Newsletter
+date: 2023-11-01
+subject: News from the network
+preheader: What happened this month
+editor: E
+sections:
+  - kind: story
+    title: A story
+"""  # lines 1-8
+
+
+def lint_lines(check_yaml, monkeypatch, tmp_path, text: str) -> list[str]:
+    """Every lint problem as the editor reads it: `issues/draft/issue.yaml:LINE: where: message`."""
+    monkeypatch.chdir(tmp_path)
+    return [str(problem) for problem in check_yaml(text).problems]
+
+
+def test_an_image_without_alt_points_at_its_markdown_not_at_the_same_address_earlier(
+    check_yaml, monkeypatch, tmp_path
+):
+    text = HEAD_LINES + (
+        "    image:\n"  # 9
+        "      src: https://example.org/map.png\n"  # 10: the same address, with alt text
+        "      alt: A map of Leeds\n"
+        "    body: |\n"  # 12
+        "      First paragraph.\n"
+        "\n"
+        "      The map again: ![](https://example.org/map.png)\n"  # 15
+    )
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:15: image: 'https://example.org/map.png' has no alt text; describe the picture"
+    ]
+
+
+def test_an_image_whose_address_is_only_a_year_points_at_its_markdown_not_at_the_title(
+    check_yaml, monkeypatch, tmp_path
+):
+    text = HEAD_LINES + "    body: |\n      Text.\n\n      ![](2023)\n"  # the image on line 12
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:12: image: '2023' has no alt text; describe the picture",
+        "issues/draft/issue.yaml:12: image: '2023' is not an https:// address, so the picture will not "
+        "show; give its full https:// address",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("markdown", "shown"),
+    [
+        ("![](https://example.org/ünï.png)", "https://example.org/%C3%BCn%C3%AF.png"),  # percent-encoded
+        ("![](<https://example.org/a b.png>)", "https://example.org/a%20b.png"),
+        ('<img src="https&#58;//example.org/q.png">', "https://example.org/q.png"),  # an entity in raw HTML
+        ("![](https://example.org/a&amp;b.png)", "https://example.org/a&b.png"),
+    ],
+)
+def test_an_image_written_in_another_form_than_rendered_points_at_its_line(
+    check_yaml, monkeypatch, tmp_path, markdown, shown
+):
+    text = HEAD_LINES + f"    body: |\n      Text.\n\n      Look: {markdown}\n"
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        f"issues/draft/issue.yaml:12: image: '{shown}' has no alt text; describe the picture"
+    ]
+
+
+def test_an_entity_encoded_javascript_link_points_at_its_line_not_at_the_theme(
+    check_yaml, monkeypatch, tmp_path
+):
+    text = HEAD_LINES + "    body: |\n      Text.\n\n      Click [here](jav&#x09;ascript:alert(1)).\n"
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:12: link: 'jav%09ascript:alert(1)' is not an https:// address"
+    ]
+
+
+def test_a_problem_in_markdown_found_nowhere_in_the_text_points_at_its_field(
+    check_yaml, monkeypatch, tmp_path
+):
+    """YAML's own escapes (`\\u0068` is `h`) hide the address from a search of the lines: the field that
+    renders it is still found."""
+    text = HEAD_LINES + '    body: "Text.\\n\\nClick [here](\\u0068ttp://example.org/old)."\n'  # line 9
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:9: link: 'http://example.org/old' is not an https:// address"
+    ]
+
+
+def test_an_image_with_an_empty_address_points_at_its_line(check_yaml, monkeypatch, tmp_path):
+    text = HEAD_LINES + "    body: |\n      Text.\n\n      ![A map]()\n"
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:12: image: '(empty)' is not an https:// address, so the picture will not "
+        "show; give its full https:// address"
+    ]
+
+
+def test_an_http_image_in_markdown_is_reported(check_yaml, monkeypatch, tmp_path):
+    text = HEAD_LINES + "    body: |\n      Text.\n\n      ![A map of Leeds](http://example.org/map.png)\n"
+    assert lint_lines(check_yaml, monkeypatch, tmp_path, text) == [
+        "issues/draft/issue.yaml:12: image: 'http://example.org/map.png' is not an https:// address; "
+        "mail clients block or flag http:// pictures, and anyone on the way sees who opens the email"
+    ]
+
+
+def test_an_https_image_in_markdown_is_fine(check_yaml):
+    checked = check_yaml(HEAD_LINES + "    body: ![A map of Leeds](https://example.org/map.png)\n")
+    assert checked.problems == []

@@ -452,3 +452,75 @@ def test_valid_values_in_other_shapes_are_accepted(tmp_path, write_issue, editor
     assert places.items[0].region == "yorkshire-humber"
     assert places.items[0].topics == ("housing",)
     assert events.items[0].start.isoformat() == "2023-11-05T00:00:00"
+
+
+# An address field (url, an image's src) holding what no address can hold (issue 11): the email
+# escapes it, but the link is broken and the text part prints it as written.
+PUBLICATION = (
+    HEAD
+    + "  - kind: publications\n"  # 7
+    + "    items:\n"
+    + "      - title: P1\n"  # 9
+    + "        url: {url}\n"  # 10
+    + "        summary: S\n"
+    + "        date: 2023-10-01\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "held"),
+    [
+        (
+            'https://example.org/"><script>alert(1)</script>',
+            'https://example.org/"><script>alert(1)</script>',
+            "'\"'",
+        ),
+        ("https://example.org/a<b", "https://example.org/a<b", "'<'"),
+        ("https://example.org/a>b", "https://example.org/a>b", "'>'"),
+        ("'https://example.org/a b'", "https://example.org/a b", "a space"),
+        ('"https://example.org/a\\tb"', "https://example.org/a\\tb", "a tab"),
+        ('"https://example.org/a\\nb"', "https://example.org/a\\nb", "a line break"),
+        ('"https://example.org/a\\x07b"', "https://example.org/a\\x07b", "a control character"),
+        ("https://example.org/a\\b", "https://example.org/a\\b", "'\\'"),
+        ("https://example.org/a`b", "https://example.org/a`b", "'`'"),
+    ],
+)
+def test_an_address_field_refuses_what_no_address_can_hold(
+    tmp_path, write_issue, editor, monkeypatch, url, shown, held
+):
+    monkeypatch.chdir(tmp_path)
+    path = write_issue(tmp_path, PUBLICATION.format(url=url))
+    with pytest.raises(ProblemsFound) as caught:
+        load_issue(path, editor.vocabulary)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"issues/draft/issue.yaml:10: publications[1].url: must be an https:// address, which cannot hold "
+        f"{held}: '{shown}'"
+    ]
+
+
+def test_an_image_address_refuses_quotes_and_angle_brackets_too(tmp_path, write_issue, editor, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = HEAD + STORY + '    image:\n      src: https://example.org/a.png"onerror="x\n      alt: A\n'
+    path = write_issue(tmp_path, text)
+    with pytest.raises(ProblemsFound) as caught:
+        load_issue(path, editor.vocabulary)
+    assert [str(problem) for problem in caught.value.problems] == [
+        "issues/draft/issue.yaml:11: story.image.src: must be an https:// address, which cannot hold '\"': "
+        "'https://example.org/a.png\"onerror=\"x'"
+    ]
+
+
+def test_an_address_that_cannot_be_read_as_one_is_a_problem_not_a_crash(tmp_path, write_issue, editor):
+    path = write_issue(tmp_path, PUBLICATION.format(url="https://[example.org/p"))
+    assert only_problem(path, editor.vocabulary) == (
+        10,
+        "publications[1].url",
+        "must be an https:// address, not 'https://[example.org/p'",
+    )
+
+
+def test_addresses_with_queries_fragments_and_escapes_are_still_fine(tmp_path, write_issue, editor):
+    url = "https://example.org/a%20b/caf%C3%A9?x=1&y=[2]#part|x~y"
+    path = write_issue(tmp_path, PUBLICATION.format(url=url))
+    issue = load_issue(path, editor.vocabulary)
+    assert issue.sections[0].items[0].url == url

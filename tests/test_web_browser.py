@@ -241,8 +241,8 @@ def test_text_and_controls_meet_wcag_aa_contrast_in_light_and_dark(browser, serv
 
     # 3. A member's preferences with a note: banners, secondary buttons, radio buttons.
     audience.import_csv(write_csv(tmp_path / "jo.csv", "email,name\njo@example.org,Jo\n"))
-    member_id = audience.member("jo@example.org").subscriber.id
-    page.goto(f"{server.url}/preferences/{Tokens(SECRET).make('preferences', member_id)}?done=saved")
+    jo = audience.member("jo@example.org").subscriber
+    page.goto(f"{server.url}/preferences/{Tokens(SECRET).make('preferences', jo.id, jo.link_key)}?done=saved")
     page.get_by_text("Your changes are saved.").wait_for()
     check_contrast(page, scheme)
     look(browser, page.url, "preferences", scheme)

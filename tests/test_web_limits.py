@@ -11,8 +11,8 @@ from sqlalchemy import select
 from newsletter.audience.service import Audience
 from newsletter.db.database import Database
 from newsletter.db.models import RateLimit
-from newsletter.web.ratelimit import Limit, RateLimiter
-from web_support import SECRET, web_settings
+from newsletter.web.ratelimit import Limit, Limits, RateLimiter
+from web_support import SECRET, open_site, web_settings
 
 
 @pytest.fixture
@@ -72,3 +72,35 @@ def test_keys_are_kept_as_keyed_hashes_only(database):
     assert len(buckets) == 2
     assert not any("jo" in bucket or "203.0" in bucket for bucket in buckets)
     assert RateLimiter(database, "another-key").bucket("address", "x") != limiter.bucket("address", "x")
+
+
+# --- One mailbox, one count (issue 11) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tight(database_url):
+    yield from open_site(database_url, limits=Limits(per_client=Limit(30, 600), per_address=Limit(3, 3600)))
+
+
+def test_sub_addresses_of_one_mailbox_share_its_limit(tight):
+    """victim+1@, victim+2@ ... all reach victim@'s inbox: they count as one address."""
+    answers = [tight.subscribe(f"victim+{n}@example.org").status_code for n in range(1, 4)]
+    assert answers == [200, 200, 200]
+    for address in ("victim+4@example.org", "Victim@example.org", "victim+a+b@example.org"):
+        response = tight.subscribe(address)
+        assert response.status_code == 429, address
+    assert len(tight.mail(3)) == 3
+    assert len(tight.smtp.messages) == 3
+    assert tight.subscribe("other+1@example.org").status_code == 200  # another mailbox is still welcome
+
+
+def test_the_limiter_counts_a_mailbox_once_whatever_its_tag(database):
+    limiter = RateLimiter(database, SECRET)
+    limit = Limit(2, 600)
+    assert limiter.bucket("address", "jo+news@example.org") == limiter.bucket("address", "jo@example.org")
+    assert limiter.bucket("client", "jo+news@example.org") != limiter.bucket("client", "jo@example.org")
+    assert [limiter.hit("address", f"jo+{n}@example.org", limit, now=6000.0) for n in range(3)] == [
+        True,
+        True,
+        False,
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from newsletter.db.models import new_link_key
 from newsletter.delivery.tokens import Tokens
 from web_support import TOKEN_PAGES, open_site
 
@@ -58,10 +59,13 @@ def test_malformed(jo, purpose):
 @pytest.mark.parametrize("purpose", TOKEN_PAGES)
 def test_tampered(jo, purpose):
     token = jo.token(purpose, "jo@example.org")
-    identifier, stamp, signature = token.split(".")
+    identifier, tag, stamp, signature = token.split(".")
     changed = ("A" if signature[0] != "A" else "B") + signature[1:]
-    check_refused(jo, purpose, f"{identifier}.{stamp}.{changed}", 400, "This link does not work")
-    check_refused(jo, purpose, f"2.{stamp}.{signature}", 400, "This link does not work")  # another member
+    check_refused(jo, purpose, f"{identifier}.{tag}.{stamp}.{changed}", 400, "This link does not work")
+    # another member's id, another key's tag
+    check_refused(jo, purpose, f"2.{tag}.{stamp}.{signature}", 400, "This link does not work")
+    other = ("0" if tag[0] != "0" else "1") + tag[1:]
+    check_refused(jo, purpose, f"{identifier}.{other}.{stamp}.{signature}", 400, "This link does not work")
 
 
 @pytest.mark.parametrize("purpose", TOKEN_PAGES)
@@ -73,7 +77,8 @@ def test_wrong_purpose(jo, purpose):
 
 @pytest.mark.parametrize("purpose", TOKEN_PAGES)
 def test_another_secret_key(jo, purpose):
-    forged = Tokens("somebody-elses-key").make(purpose, jo.member("jo@example.org").id)
+    member = jo.member("jo@example.org")
+    forged = Tokens("somebody-elses-key").make(purpose, member.id, member.link_key)
     check_refused(jo, purpose, forged, 400, "This link does not work")
 
 
@@ -109,7 +114,8 @@ def test_an_erased_member(jo, purpose):
 
 
 def test_a_member_who_never_existed(site):
-    check_refused(site, "preferences", site.tokens.make("preferences", 999_999), 410, "We hold nothing")
+    token = site.tokens.make("preferences", 999_999, new_link_key())
+    check_refused(site, "preferences", token, 410, "We hold nothing")
 
 
 def test_a_confirmation_link_expires_after_seven_days(site):

@@ -68,8 +68,8 @@ def test_the_preferences_page_shows_what_is_held(jo):
     unsubscribe = re.search(r'href="/unsubscribe/([^"]+)"', text).group(1)
     data = re.search(r'href="/data/([^"]+)"', text).group(1)
     member_id = jo.member("jo@example.org").id
-    assert jo.tokens.read("unsubscribe", unsubscribe) == member_id
-    assert jo.tokens.read("data", data) == member_id
+    assert jo.tokens.read("unsubscribe", unsubscribe, jo.key_of) == member_id
+    assert jo.tokens.read("data", data, jo.key_of) == member_id
 
 
 def test_saving_preferences(jo):

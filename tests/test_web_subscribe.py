@@ -66,7 +66,7 @@ def test_a_new_address_becomes_pending_with_its_consent_and_gets_a_confirmation_
     assert message.get_content_type() == "multipart/alternative"
     path = site.last_link("jo.bloggs@example.org")
     assert path.startswith("/confirm/")
-    assert site.tokens.read("confirm", path.removeprefix("/confirm/")) == member.id
+    assert site.tokens.read("confirm", path.removeprefix("/confirm/"), site.key_of) == member.id
     assert "@" not in path  # the address is not in the link
 
 

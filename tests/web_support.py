@@ -131,10 +131,15 @@ class WebSite:
                 if with_rate_limits or name != "rate_limits"
             }
 
+    def key_of(self, subscriber_id: int) -> str | None:
+        """A member's key by id (None if there is none), as `Tokens.read` asks for it."""
+        with self.audience.database.session() as session:
+            return session.scalar(select(Subscriber.link_key).where(Subscriber.id == subscriber_id))
+
     def token(self, purpose: str, email: str, age: int = 0) -> str:
         member = self.member(email)
         assert member is not None, email
-        return self.tokens.make(purpose, member.id, issued_at=int(time.time()) - age)
+        return self.tokens.make(purpose, member.id, member.link_key, issued_at=int(time.time()) - age)
 
     def active_member(self, email: str, **fields: Any) -> str:
         """Sign up and confirm through the pages; returns a preferences path."""
@@ -144,7 +149,7 @@ class WebSite:
         assert response.status_code == 200, response.text
         member = self.member(email)
         assert member is not None and member.status.value == "active"
-        return f"/preferences/{self.tokens.make('preferences', member.id)}"
+        return f"/preferences/{self.tokens.make('preferences', member.id, member.link_key)}"
 
 
 def open_site(database_url: str, *, limits: Limits | None = None, **overrides: Any) -> Iterator[WebSite]:

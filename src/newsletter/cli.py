@@ -458,7 +458,7 @@ def _describe(report: CampaignReport) -> str:
     when = f"{campaign.send_at:%Y-%m-%d %H:%M} UTC"
     done = f"{report.done:,}/{report.total:,} done" if report.total else "recipients fixed when it starts"
     return (
-        f"{campaign.id:>4}  {campaign.status.value:<9}  {campaign.issue_slug:<10}  to {', '.join(campaign.audiences)}"
+        f"{campaign.id:>4}  {report.state:<9}  {campaign.issue_slug:<10}  to {', '.join(campaign.audiences)}"
         f"  at {when}  {done}"
     )
 
@@ -569,7 +569,20 @@ def status(ctx: click.Context, campaign_id: int, failed: bool) -> None:
     if report.rate_per_second:
         click.echo(f"  rate      {report.rate_per_second:8.1f} messages/s over the last minute")
     activity = report.activity
-    if report.no_worker and activity is not None:
+    if activity is not None and activity.stale_leases:
+        assert activity.stale_until is not None
+        click.echo(
+            f"  {activity.stale_leases:,} messages are held by a worker that has stopped renewing its lease "
+            f"(it has probably stopped); any worker may send them from {activity.stale_until:%H:%M:%S} UTC"
+        )
+    if activity is not None and not activity.fresh_leases and activity.relay_trouble is not None:
+        moment, reply = activity.relay_trouble
+        click.echo(
+            f"  nothing is sending: the relay did not answer at {moment:%Y-%m-%d %H:%M} UTC ({reply}); a running "
+            "worker tries it again every minute at most and sends as soon as it answers (none running? start "
+            "`newsletter worker`)"
+        )
+    elif report.no_worker and activity is not None:
         click.echo(
             f"  no worker is running: {activity.due_now:,} messages are waiting and nothing is sending them; "
             "start `newsletter worker`"
@@ -634,6 +647,13 @@ class _ProgressDisplay:
             self.logged[campaign.id] = figures
             self._line(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {head}: {figures}", end=True)
 
+    def note(self, text: str) -> None:
+        """What the worker says it is waiting for: a line of its own, dated in a log."""
+        if self.terminal:
+            self._line(text, end=True)
+        else:
+            self._line(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {text}")
+
     def _line(self, text: str, end: bool = False) -> None:
         if self.terminal:
             click.echo(f"\r\x1b[K{text}", nl=end, err=True)
@@ -653,6 +673,28 @@ def _steer_command(action: str, help_text: str) -> None:
 _steer_command("pause", "Stop sending a campaign (within a second); `resume` carries on without re-sending.")
 _steer_command("resume", "Carry on with a paused campaign.")
 _steer_command("cancel", "Stop a campaign for good; nobody else is sent it.")
+
+
+@cli.command()
+@click.argument("campaign_id", type=int)
+@click.pass_context
+def retry(ctx: click.Context, campaign_id: int) -> None:
+    """Send a campaign's failed messages again (not bounced ones): a finished campaign sends again."""
+    retried = _sending(ctx).retry(campaign_id)
+    campaign = retried.campaign
+    count = f"{retried.queued:,} failed message{'s' if retried.queued != 1 else ''}"
+    if campaign.status.value == "paused":
+        then = f"it is paused: `newsletter resume {campaign.id}` sends them"
+    elif retried.reopened:
+        then = "it is sending again, and a running `newsletter worker` sends them"
+    else:
+        then = "a running `newsletter worker` sends them"
+    click.echo(f"Campaign {campaign.id}: {count} queued again (attempts counted afresh); {then}")
+    if retried.left_failed:
+        click.echo(
+            f"  {retried.left_failed:,} left failed: another campaign has sent {campaign.issue_slug} to "
+            f"{'that member' if retried.left_failed == 1 else 'those members'} since"
+        )
 
 
 @cli.command()
@@ -680,11 +722,28 @@ _steer_command("cancel", "Stop a campaign for good; nobody else is sent it.")
     type=click.IntRange(1, 64),
     help="Worker processes sharing the work; more use more CPU cores (one process sends on one core).",
 )
+@click.option(
+    "--wait",
+    "once_wait_seconds",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="With --once: the most seconds to wait, in all, for a relay that is down or for messages another "
+    "worker holds, before exiting 1 with what is left.",
+)
 @click.pass_context
 def worker(
-    ctx: click.Context, once: bool, lease_seconds: float, retry_base_seconds: float, processes: int
+    ctx: click.Context,
+    once: bool,
+    lease_seconds: float,
+    retry_base_seconds: float,
+    processes: int,
+    once_wait_seconds: float,
 ) -> None:
-    """Run the scheduler and deliver due campaigns until stopped (SIGTERM or Ctrl-C finish cleanly)."""
+    """Run the scheduler and deliver due campaigns until stopped (SIGTERM or Ctrl-C finish cleanly).
+
+    When the relay cannot be reached, it waits (1, 2, 4... s, at most a minute between tries) and
+    counts no attempt against anyone; --once exits 1 if messages are still left after --wait seconds."""
     import signal
     import threading
 
@@ -698,16 +757,21 @@ def worker(
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    options = {"lease_seconds": lease_seconds, "retry_base_seconds": retry_base_seconds}
+    options = {
+        "lease_seconds": lease_seconds,
+        "retry_base_seconds": retry_base_seconds,
+        "once_wait_seconds": once_wait_seconds,
+    }
     terminal = sys.stderr.isatty()
-    watch = ProgressWatch(sending, _ProgressDisplay(terminal).show)
+    display = _ProgressDisplay(terminal)
+    watch = ProgressWatch(sending, display.show)
     watching = threading.Event()
     watch.run_every(1.0 if terminal else 5.0, watching)
     try:
         if processes > 1:
             stats = sending.work_in_processes(processes, once=once, stop=stop, **options)
         else:
-            stats = sending.work(once=once, stop=stop, **options)
+            stats = sending.work(once=once, stop=stop, notice=display.note, **options)
     finally:
         watching.set()
         for sig, handler in previous.items():
@@ -717,6 +781,8 @@ def worker(
         f"Worker done: {stats.sent:,} sent, {stats.deferred:,} deferred, {stats.failed:,} failed, "
         f"{stats.bounced:,} bounced, {stats.skipped:,} skipped"
     )
+    if stats.unfinished:
+        raise UserError(stats.unfinished)
 
 
 @cli.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
@@ -29,3 +31,16 @@ class Running(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def terminate(process: subprocess.Popen[bytes], seconds: float = 10) -> None:
+    """Stop a child process as Ctrl-C would (SIGTERM: it finishes cleanly), killing it only if it has
+    not stopped within `seconds`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=seconds)

@@ -3,6 +3,12 @@
 PyYAML's composer keeps a line for every node; we turn the node tree into
 plain Python values plus a map from each value's path to its line, so the
 validator can say `issue.yaml:42` for any field, present or missing.
+
+An alias (`*name`) is the node its anchor marks, shared: cheap to compose, but
+walking it repeats the whole node each time, and nine levels of nine aliases
+(a "billion laughs") repeat 10^9 values. The composer below counts the values
+each alias repeats and refuses the file once they pass `ALIAS_BUDGET`, naming
+the alias and its line, before anything is walked.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ import yaml
 from newsletter.errors import Problem, ProblemsFound, UserError, display_path
 
 Path_ = tuple[str | int, ...]
+# How many values a file may repeat through aliases, in all: an editor reusing a list of topics or
+# a whole section a few times stays far below it; walking this many values takes a millisecond.
+ALIAS_BUDGET = 1000
+# How deep values may nest: an issue goes six levels down; PyYAML's composer recurses per level and
+# would end a file of a thousand '[' in a RecursionError.
+MAX_DEPTH = 100
 
 
 def dotted(path: Path_) -> str:
@@ -73,9 +85,14 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
     `ProblemsFound` with its line."""
     text = read_text(path) if text is None else text
     shown = display_path(path)
-    loader = yaml.SafeLoader(text)
+    loader = _CountingLoader(text)
     try:
         root = loader.get_single_node()
+    except _TooManyRepeats as error:
+        raise ProblemsFound([Problem(shown, error.line, f"*{error.alias}", error.message)]) from None
+    except _TooDeep as error:
+        message = f"values nest more than {MAX_DEPTH} levels deep here; write them flatter"
+        raise ProblemsFound([Problem(shown, error.line, "", message)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
@@ -89,6 +106,59 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
     if root is not None:
         document.data = _to_python(root, (), document, loader, set())
     return document
+
+
+class _TooManyRepeats(Exception):
+    def __init__(self, alias: str, line: int, repeated: int) -> None:
+        self.alias = alias
+        self.line = line
+        self.message = (
+            f"aliases repeat too much here ({repeated:,} values so far, at most {ALIAS_BUDGET:,}); "
+            "write the values out instead of repeating them"
+        )
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """A SafeLoader whose composer counts the values aliases repeat, and stops past the budget.
+
+    Each composed node's size (itself plus everything below it, aliases expanded) is worked out
+    from its children's sizes as it is finished, so counting costs one addition per node and
+    never walks a shared node twice. An alias to a node still being composed (an alias loop) counts
+    as one value; the walk below reports the loop. It also refuses values nested past `MAX_DEPTH`.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.sizes: dict[int, int] = {}
+        self.repeated = 0
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            self.repeated += self.sizes.get(id(node), 1)
+            if self.repeated > ALIAS_BUDGET:
+                raise _TooManyRepeats(str(event.anchor), event.start_mark.line + 1, self.repeated)
+            return node
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark.line + 1)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        self.sizes[id(node)] = 1 + sum(self.sizes.get(id(child), 1) for child in children)
+        return node
 
 
 def _to_python(

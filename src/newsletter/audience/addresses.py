@@ -52,6 +52,15 @@ def key(address: str) -> str:
     return address.lower()
 
 
+def mailbox(address: str) -> str:
+    """The inbox an address reaches, for counting mail sent to it: the key without a `+tag` on the local
+    part (`jo+news@example.org` and `Jo@example.org` are one inbox at most providers), so rate limits
+    cannot be slipped by tagging one mailbox many ways. Never used to tell members apart."""
+    local, at, domain = key(address).rpartition("@")
+    name, plus, _ = local.partition("+")
+    return f"{name if name and plus else local}{at}{domain}"
+
+
 def address_hash(address: str) -> str:
     """SHA-256 of the key: what a suppression keeps once the address itself is gone."""
     return hashlib.sha256(key(address).encode("utf-8")).hexdigest()

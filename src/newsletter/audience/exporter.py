@@ -3,13 +3,13 @@
 Rows are read in batches from a streaming cursor, with each batch's lists and
 topics fetched in two queries, so memory stays flat however long the list.
 Cells that a spreadsheet would run as a formula (starting with `=`, `+`,
-`-`, `@`, tab or carriage return) get a leading apostrophe; the importer
-removes it again, so an export can be imported back unchanged.
+`-`, `@`, tab or carriage return) get a leading apostrophe from the one
+formula-safe writer (`newsletter.csvsafe`); the importer removes it again, so
+an export can be imported back unchanged.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -18,6 +18,7 @@ from typing import IO, Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from newsletter import csvsafe
 from newsletter.db.models import MailingList, Subscriber, SubscriberTopic, Subscription, Topic
 
 COLUMNS = (
@@ -36,18 +37,12 @@ COLUMNS = (
     "confirmed",
     "attributes",
 )
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 1000
-
-
-def neutralise(cell: str) -> str:
-    """Make a cell safe to open in a spreadsheet: formula-like text is prefixed with an apostrophe."""
-    return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
 def export_csv(session: Session, out: IO[str], where: ColumnElement[bool] | None = None) -> int:
     """Write the members matching `where` (everyone when None) to `out`; returns how many."""
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out)
     writer.writerow(COLUMNS)
     query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=BATCH)
     if where is not None:
@@ -57,9 +52,7 @@ def export_csv(session: Session, out: IO[str], where: ColumnElement[bool] | None
         members = list(partition)
         lists, topics = _memberships(session, [member.id for member in members])
         for member in members:
-            writer.writerow(
-                [neutralise(cell) for cell in _cells(member, lists[member.id], topics[member.id])]
-            )
+            writer.writerow(_cells(member, lists[member.id], topics[member.id]))
         count += len(members)
         session.expunge_all()  # keep the identity map from growing with the export
     return count

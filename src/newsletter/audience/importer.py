@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, bindparam, update
 
+from newsletter import csvsafe
 from newsletter.audience import addresses
 from newsletter.audience.consent import Action, BulkRecords
 from newsletter.audience.sync import sync_vocabulary
@@ -511,21 +512,25 @@ class _Run:
 
 
 class _Report:
-    """Rejected and skipped rows with their line and reason, written as they come; no file if none."""
+    """Rejected and skipped rows with their line and reason, written as they come; no file if none.
+
+    Written by the same formula-safe writer as the export: a rejected `=HYPERLINK(...)` cell is the
+    likeliest cell of all to be hostile, and the report is made to be opened in a spreadsheet.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file: IO[str] | None = None
-        self.writer: Any = None
+        self.writer: csvsafe.Writer | None = None
         self.rows = 0
 
     def __enter__(self) -> _Report:
         return self
 
     def write(self, line: int, email: str, reason: str) -> None:
-        if self.file is None:
+        if self.file is None or self.writer is None:
             self.file = self.path.open("w", encoding="utf-8", newline="")
-            self.writer = csv.writer(self.file)
+            self.writer = csvsafe.writer(self.file)
             self.writer.writerow(["line", "email", "reason"])
         self.writer.writerow([line, email[:320], reason])
         self.rows += 1
@@ -534,6 +539,7 @@ class _Report:
         if self.file is not None:
             self.file.close()
             self.file = None
+            self.writer = None
             self.rows = 0
             self.path.unlink(missing_ok=True)
 

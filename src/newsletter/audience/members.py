@@ -1,14 +1,20 @@
 """Looking after one member: find them, show everything held, unsubscribe, erase.
 
-Used by the CLI when someone writes in, and by the subscriber web pages.
+Used by the CLI when someone writes in, and by the subscriber web pages. A change of consent and its
+record happen once however many requests ask for it at the same moment (mail providers retry one-click
+unsubscriptions, and several may act on one message): the change is a conditional UPDATE, and only the
+request whose UPDATE changed the row writes the record, in the same transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from newsletter.audience import addresses
 from newsletter.audience.consent import Action, record
@@ -86,24 +92,61 @@ def describe(session: Session, member: Subscriber) -> MemberView:
 def unsubscribe(
     session: Session, member: Subscriber, source: str, list_slug: str | None = None, **how: str | None
 ) -> str:
-    """Leave one list, or everything; recorded as consent withdrawn. Returns what happened, in words."""
+    """Leave one list, or everything; recorded as consent withdrawn. Returns what happened, in words.
+
+    Asked twice, even at the same moment, it records one withdrawal: the second finds it done.
+    """
     if list_slug is not None:
-        row = session.execute(
-            select(Subscription, MailingList.id)
-            .join(MailingList, MailingList.id == Subscription.list_id)
-            .where(Subscription.subscriber_id == member.id, MailingList.slug == list_slug)
-        ).first()
-        if row is None or not row[0].subscribed:
+        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == list_slug))
+        if list_id is None or not _leave_list(session, member, list_id):
             return f"{member.email} is not on the list '{list_slug}'"
-        row[0].subscribed = False
-        record(session, Action.LEFT_LIST, source, subscriber_id=member.id, list_id=row[1], **how)
+        record(session, Action.LEFT_LIST, source, subscriber_id=member.id, list_id=list_id, **how)
         return f"{member.email} has left the list '{list_slug}'"
-    if member.status == Status.UNSUBSCRIBED:
+    now = utcnow()
+    changed = {"status": Status.UNSUBSCRIBED, "unsubscribed_at": now, "updated_at": now}
+    if not change_status(session, member, STILL_SUBSCRIBED, changed):
         return f"{member.email} was already unsubscribed"
-    member.status = Status.UNSUBSCRIBED
-    member.unsubscribed_at = utcnow()
     record(session, Action.UNSUBSCRIBED, source, subscriber_id=member.id, **how)
     return f"{member.email} is unsubscribed from everything"
+
+
+STILL_SUBSCRIBED = tuple(status for status in Status if status != Status.UNSUBSCRIBED)
+
+
+def _leave_list(session: Session, member: Subscriber, list_id: int) -> bool:
+    """`UPDATE subscriptions SET subscribed = false WHERE ... AND subscribed`: True if this call did it."""
+    result = session.execute(
+        update(Subscription)
+        .where(
+            Subscription.subscriber_id == member.id,
+            Subscription.list_id == list_id,
+            Subscription.subscribed.is_(True),
+        )
+        .values(subscribed=False, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount)
+
+
+def change_status(
+    session: Session, member: Subscriber, when: Iterable[Status], values: dict[str, Any]
+) -> bool:
+    """`UPDATE subscribers SET values WHERE id = member AND status IN when`: True if this call changed
+    the row (and `member` now shows it), False if it was not in one of those states, or another request
+    changed it first (`member` is reloaded). The row count decides, so whatever the races, a change of
+    status and its consent record are written once."""
+    result = session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == member.id, Subscriber.status.in_(list(when)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(member)
+        return False
+    for name, value in values.items():
+        set_committed_value(member, name, value)
+    return True
 
 
 def erase(session: Session, member: Subscriber, source: str) -> None:

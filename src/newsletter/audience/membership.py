@@ -5,8 +5,14 @@ The subscriber web pages are a thin layer over these functions (no Flask here): 
 session, so the page's request is one transaction, and every change of consent goes through
 `consent.record` with when, how, the client's address and user agent, and the consent wording's version.
 
-Links name a member by a signed token (`delivery.tokens`); `member_for` turns one into the member or a
-`LinkProblem` that says why not, in the words the page shows.
+Links name a member by a signed token (`delivery.tokens`) holding their id and a tag of their own key
+(`Subscriber.link_key`); `member_for` turns one into the member or a `LinkProblem` that says why not, in
+the words the page shows. A link whose member was erased, or whose id now belongs to another row, names
+nobody: it never opens someone else's pages.
+
+A confirmation link confirms the sign-up it was sent for, once: the newest sign-up made before the link,
+while nothing has settled it since (a confirmation, an import, an unsubscription). Leaving is final until
+the member signs up again and follows the new link.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import calendar
 import datetime as dt
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -36,9 +42,10 @@ from newsletter.db.models import (
     Subscription,
     Suppression,
     Topic,
+    new_link_key,
     utcnow,
 )
-from newsletter.delivery.tokens import EXPIRED, BadToken, Tokens
+from newsletter.delivery.tokens import EXPIRED, GONE, KEYLESS, BadToken, Tokens
 
 DAY = 24 * 3600
 # How long each kind of link works. Unsubscribe and preferences links sit in every issue and must keep
@@ -47,7 +54,13 @@ MAX_AGE = {"unsubscribe": None, "preferences": None, "confirm": 7 * DAY, "email"
 # Links that a member's "send me new links" stops. Unsubscribe links keep working: leaving must stay
 # as easy as joining, and an old issue's List-Unsubscribe header must still be honoured.
 REVOCABLE = frozenset({"preferences", "confirm", "email", "data"})
+# Links made before members had keys (schema 0005) that still work, for the member who was there then:
+# the ones in every issue already sent. The others lived a few days at most: they are asked for again.
+KEYLESS_PURPOSES = frozenset({"unsubscribe", "preferences"})
 NOT_MAILED = (Status.BOUNCED, Status.COMPLAINED)
+CONFIRMABLE = (Status.PENDING, Status.UNSUBSCRIBED)
+# What settles a sign-up: once one of these is recorded after it, its confirmation link has done its work.
+SETTLES_SIGN_UP = (Action.CONFIRMED, Action.IMPORTED, Action.UNSUBSCRIBED)
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,9 @@ class SignUp:
     email: str
     created: bool = False  # this sign-up made the pending member
     record_id: int | None = None  # the "subscribed" consent record it added
+    # The member's key, for the link the email carries; a key nobody holds when there is no member
+    # (the pages still build a link they do not send, so every sign-up takes the same time).
+    link_key: str = field(default_factory=new_link_key)
 
 
 class LinkProblem(Exception):
@@ -143,14 +159,50 @@ def seconds(moment: dt.datetime) -> int:
 
 def member_for(session: Session, tokens: Tokens, purpose: str, token: str) -> Link:
     """The member a link names, or `LinkProblem`: bad (tampered, malformed, wrong purpose), expired,
-    gone (erased), revoked (older than the member's "new links" request)."""
+    gone (erased, or the id is another member's now), revoked (older than the member's "new links"
+    request)."""
+
+    def key_of(subscriber_id: int) -> str | None:
+        member = session.get(Subscriber, subscriber_id)
+        return None if member is None else member.link_key
+
     try:
-        subscriber_id, issued_at = tokens.read_timed(purpose, token, MAX_AGE[purpose])
+        subscriber_id, issued_at = tokens.read_timed(purpose, token, key_of, MAX_AGE[purpose])
     except BadToken as error:
-        raise LinkProblem("expired" if error.reason == EXPIRED else "bad") from None
+        if error.reason == KEYLESS:
+            return _keyless_link(session, tokens, purpose, token)
+        raise LinkProblem(_LINK_PROBLEMS.get(error.reason, "bad")) from None
+    member = session.get(Subscriber, subscriber_id)  # already loaded by key_of
+    assert member is not None
+    return _current_link(member, purpose, issued_at)
+
+
+_LINK_PROBLEMS = {EXPIRED: "expired", GONE: "gone"}
+
+
+def _keyless_link(session: Session, tokens: Tokens, purpose: str, token: str) -> Link:
+    """A link made before members had keys: only an unsubscribe or preferences link (they are in issues
+    already sent), only for a member who was here when keys came (and so when it was made), and only if
+    it was made after that member's row was: before 0005 an erased newest member's id went to the next
+    person, and a link older than the row was made for somebody else."""
+    if purpose not in KEYLESS_PURPOSES:
+        raise LinkProblem("expired")
+    try:
+        subscriber_id, issued_at = tokens.read_keyless(purpose, token, MAX_AGE[purpose])
+    except BadToken as error:
+        raise LinkProblem(_LINK_PROBLEMS.get(error.reason, "bad")) from None
+    assert issued_at is not None  # both purposes are timed
     member = session.get(Subscriber, subscriber_id)
-    if member is None:
+    if (
+        member is None
+        or member.keyless_links_until is None
+        or not seconds(member.created_at) <= issued_at <= seconds(member.keyless_links_until)
+    ):
         raise LinkProblem("gone")
+    return _current_link(member, purpose, issued_at)
+
+
+def _current_link(member: Subscriber, purpose: str, issued_at: int) -> Link:
     if purpose in REVOCABLE and not link_is_current(member, issued_at):
         raise LinkProblem("revoked")
     return Link(member, issued_at)
@@ -174,9 +226,9 @@ def sign_up(
     if member is None:
         member, created = _new_pending(session, normal, profile)
     if member.status in NOT_MAILED:
-        return SignUp(Reply.NOTHING, member.id, member.email)
+        return SignUp(Reply.NOTHING, member.id, member.email, link_key=member.link_key)
     if member.status == Status.ACTIVE:
-        return SignUp(Reply.ALREADY, member.id, member.email)
+        return SignUp(Reply.ALREADY, member.id, member.email, link_key=member.link_key)
     asked = record(
         session,
         Action.SUBSCRIBED,
@@ -187,7 +239,7 @@ def sign_up(
         **client.how(),
     )
     session.flush()
-    return SignUp(Reply.CONFIRM, member.id, member.email, created, asked.id)
+    return SignUp(Reply.CONFIRM, member.id, member.email, created, asked.id, member.link_key)
 
 
 def withdraw_sign_up(session: Session, sign_up: SignUp) -> None:
@@ -237,36 +289,83 @@ def _new_pending(session: Session, email: str, profile: Profile) -> tuple[Subscr
 
 
 def needs_confirming(member: Subscriber) -> bool:
-    return member.status in (Status.PENDING, Status.UNSUBSCRIBED)
+    return member.status in CONFIRMABLE
 
 
-def confirm(session: Session, member: Subscriber, client: Client, source: str = "web") -> bool:
-    """Make a pending (or returning) member active with what they asked for; False if nothing to do."""
+def confirmable(session: Session, link: Link) -> bool:
+    """Whether a confirmation link has something to confirm: False when the member is already active
+    (nothing to do); `LinkProblem("gone")` for a member who must not be mailed, `LinkProblem("used")`
+    when the sign-up the link was sent for is not the one waiting (`waiting_sign_up`)."""
+    return _sign_up_to_confirm(session, link) is not None
+
+
+def _sign_up_to_confirm(session: Session, link: Link) -> ConsentRecord | None:
+    member = link.member
+    if member.status == Status.ACTIVE:
+        return None
     if not needs_confirming(member):
+        raise LinkProblem("gone")
+    try:
+        return waiting_sign_up(session, link)
+    except LinkProblem:
+        session.refresh(member)
+        if member.status == Status.ACTIVE:  # confirmed a moment ago, by another click on this link
+            return None
+        raise
+
+
+def waiting_sign_up(session: Session, link: Link) -> ConsentRecord:
+    """The "subscribed" record a confirmation link was sent for: the newest made before the link (which
+    is dated in whole seconds, after the record was written). `LinkProblem("used")` unless it is the
+    member's newest sign-up and nothing has settled it since (confirmed, imported, unsubscribed)."""
+    history = session.execute(
+        select(ConsentRecord.id, ConsentRecord.action, ConsentRecord.created_at)
+        .where(
+            ConsentRecord.subscriber_id == link.member.id,
+            ConsentRecord.action.in_([Action.SUBSCRIBED.value, *(a.value for a in SETTLES_SIGN_UP)]),
+        )
+        .order_by(ConsentRecord.id)
+    ).all()
+    sign_ups = [row for row in history if row.action == Action.SUBSCRIBED.value]
+    sent_for = [row for row in sign_ups if seconds(row.created_at) <= link.issued_at]
+    if not sent_for or sent_for[-1].id != sign_ups[-1].id:
+        raise LinkProblem("used")
+    if any(row.id > sent_for[-1].id for row in history if row.action != Action.SUBSCRIBED.value):
+        raise LinkProblem("used")
+    asked = session.get(ConsentRecord, sent_for[-1].id)
+    assert asked is not None
+    return asked
+
+
+def confirm(session: Session, link: Link, client: Client, source: str = "web") -> bool:
+    """Make a pending (or returning) member active with what their sign-up asked for; False if there is
+    nothing to do (already active, or a simultaneous confirmation did it). `LinkProblem` as `confirmable`.
+
+    The change of status is one conditional UPDATE, and only the request whose UPDATE changed the row
+    writes the "confirmed" record: two confirmations at once record one.
+    """
+    member = link.member
+    asked = _sign_up_to_confirm(session, link)
+    if asked is None:
         return False
-    asked = session.scalar(
-        select(ConsentRecord)
-        .where(ConsentRecord.subscriber_id == member.id, ConsentRecord.action == Action.SUBSCRIBED.value)
-        .order_by(ConsentRecord.created_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-    )
-    profile = Profile.from_details(asked.details or {}) if asked is not None else None
-    if profile is not None:
-        _apply_profile(member, profile, from_sign_up=True)
-        _set_topics(session, member, profile.topics)
-        for slug in profile.lists:
-            _join_list(session, member, slug)
     now = utcnow()
-    member.status = Status.ACTIVE
-    member.confirmed_at = now
-    member.unsubscribed_at = None
+    changed = {"status": Status.ACTIVE, "confirmed_at": now, "unsubscribed_at": None, "updated_at": now}
+    if not members.change_status(session, member, (member.status,), changed):  # as it was when checked
+        if member.status == Status.ACTIVE:  # a simultaneous confirmation did it
+            return False
+        raise LinkProblem("used")  # they left, or were imported, while this was on its way
+    profile = Profile.from_details(asked.details or {})
+    _apply_profile(member, profile, from_sign_up=True)
+    _set_topics(session, member, profile.topics)
+    for slug in profile.lists:
+        _join_list(session, member, slug)
     record(
         session,
         Action.CONFIRMED,
         source,
         subscriber_id=member.id,
-        wording_version=asked.wording_version if asked is not None else None,
-        details={"lists": list(profile.lists)} if profile is not None else None,
+        wording_version=asked.wording_version,
+        details={"lists": list(profile.lists)},
         **client.how(),
     )
     return True

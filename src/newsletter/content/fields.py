@@ -75,14 +75,48 @@ class Text(Rule):
         return text
 
 
+def printable(text: str, limit: int = 80) -> str:
+    """`text` safe to print in a message: control characters escaped (`\\t`), cut to `limit`."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+# What an address cannot hold (RFC 3986), besides controls and white space: a browser or mail client
+# either breaks the link there or, in an attribute or the text part, ends the address early.
+NOT_IN_ADDRESSES = frozenset('"<>\\`')
+SPACES = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a line break"}
+
+
+def _not_in_address(url: str) -> str | None:
+    """How to name the first character of `url` that no address can hold, or None."""
+    for char in url:
+        if char in SPACES:
+            return SPACES[char]
+        if char.isspace():
+            return "a space"
+        if not char.isprintable():
+            return "a control character"
+        if char in NOT_IN_ADDRESSES:
+            return f"'{char}'"
+    return None
+
+
 class HttpsUrl(Rule):
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
         if not isinstance(value, str):
             return reader.problem(path, f"must be an https:// address, not {describe(value)}")
         url = value.strip()
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.netloc or " " in url:
-            return reader.problem(path, f"must be an https:// address, not '{url}'")
+        held = _not_in_address(url)
+        if held:
+            return reader.problem(
+                path, f"must be an https:// address, which cannot hold {held}: '{printable(url)}'"
+            )
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed '[' (an IPv6 host), for one
+            parts = None
+        if parts is None or parts.scheme != "https" or not parts.netloc:
+            return reader.problem(path, f"must be an https:// address, not '{printable(url)}'")
         return url
 
 

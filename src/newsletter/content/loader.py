@@ -8,35 +8,61 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 from pathlib import Path
 from typing import Any
 
-from newsletter.content.fields import INVALID, describe
+from newsletter.content.fields import INVALID, describe, printable
 from newsletter.content.model import SECTION_KINDS, Issue
 from newsletter.errors import Problem, ProblemsFound, UserError, display_path
 from newsletter.vocabulary import Vocabulary
 from newsletter.yamlfile import YamlDocument, dotted, load_yaml
 
 ISSUE_FILE = "issue.yaml"
+# The name of an issue: its folder in issues/, its URL in the archive, its campaigns' issue.
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def issue_slug(issues_dir: Path, given: str) -> str:
+    """The slug `given` names, by the one rule every command follows; else a `UserError`.
+
+    A slug (`2023-10`) is lower-case letters, digits and hyphens, so it cannot lead out of
+    `issues_dir`. The issue's folder or file is accepted too (`issues/2023-10/issue.yaml`, as a shell
+    completes it), when it is exactly `issues_dir/SLUG[/issue.yaml]`; `..` is never followed.
+    """
+    if SLUG.fullmatch(given):
+        return given
+    if given and ("/" in given or os.sep in given):
+        path = Path(os.path.abspath(given))  # `..` taken away in the text, not followed on disk
+        folder = path.parent if path.name == ISSUE_FILE else path
+        if folder.parent == Path(os.path.abspath(issues_dir)) and SLUG.fullmatch(folder.name):
+            return folder.name
+    raise not_a_slug(given)
+
+
+def not_a_slug(given: str) -> UserError:
+    """The one message for a name that breaks the slug rule, whichever command was given it."""
+    return UserError(
+        f"'{printable(given)}' cannot name an issue: use lower-case letters, digits and hyphens, such as 2023-11"
+    )
 
 
 def issue_file(issues_dir: Path, slug_or_path: str) -> Path:
-    """Find an issue's YAML from its slug (`2023-10`), its folder or the file itself."""
-    given = Path(slug_or_path)
-    if given.suffix in (".yaml", ".yml"):
-        candidate = given
-    elif given.is_dir() and (given / ISSUE_FILE).exists():
-        candidate = given / ISSUE_FILE
-    else:
-        candidate = issues_dir / slug_or_path / ISSUE_FILE
+    """Find an issue's YAML from its slug (`2023-10`), or its folder or file inside `issues_dir`.
+
+    The file read is always `issues_dir/SLUG/issue.yaml`: nothing outside `issues_dir` is looked at.
+    """
+    slug = issue_slug(issues_dir, slug_or_path)
+    candidate = issues_dir / slug / ISSUE_FILE
     if not candidate.exists():
         known = sorted(p.parent.name for p in issues_dir.glob(f"*/{ISSUE_FILE}"))
-        hint = difflib.get_close_matches(slug_or_path, known, n=1)
+        hint = difflib.get_close_matches(slug, known, n=1)
         suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
         listing = f" Issues here: {', '.join(known)}." if known and not hint else ""
         raise UserError(
             f"{display_path(candidate)}: no such issue.{suggestion}{listing}"
-            f" Start one with: newsletter new {given.name}"
+            f" Start one with: newsletter new {slug}"
         )
     return candidate
 

@@ -14,14 +14,13 @@ import re
 from pathlib import Path
 
 from newsletter.content import fields
-from newsletter.content.loader import ISSUE_FILE
+from newsletter.content.loader import ISSUE_FILE, SLUG, not_a_slug
 from newsletter.content.model import SECTION_KINDS, Issue
 from newsletter.errors import UserError, display_path
 from newsletter.yamlfile import load_yaml
 
 LAYOUT_KEYS = ("heading", "label")
 PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,()&/-]*")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MONTH_SLUG = re.compile(r"^(\d{4})-(\d{2})$")
 HINTS: dict[type, str] = {
     fields.HttpsUrl: "an https:// address",
@@ -40,10 +39,8 @@ HINTS: dict[type, str] = {
 
 def create_issue(issues_dir: Path, slug: str, like: Path | None = None, today: dt.date | None = None) -> Path:
     """Write `issues/SLUG/issue.yaml`; never overwrite an existing issue."""
-    if not SLUG.match(slug):
-        raise UserError(
-            f"'{slug}' cannot name an issue: use lower-case letters, digits and hyphens, such as 2023-11"
-        )
+    if not SLUG.fullmatch(slug):  # the rule every command follows; a new issue is named by its slug alone
+        raise not_a_slug(slug)
     folder = issues_dir / slug
     target = folder / ISSUE_FILE
     if target.exists():

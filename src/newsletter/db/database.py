@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,10 +44,11 @@ class Database:
     def upgrade(self) -> tuple[str | None, str]:
         """Create or migrate the schema to the newest revision; safe to run any number of times."""
         before = self.current_revision()
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection, _foreign_keys_off(connection), connection.begin():
             config = _alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            _check_foreign_keys(connection)
         return before, self.head_revision()
 
     def current_revision(self) -> str | None:
@@ -109,6 +110,35 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+@contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite's foreign keys off while migrations run, back on after (the connection returns to the
+    pool). Migrations rebuild a table by copying it and dropping the old one (SQLite cannot alter it
+    otherwise); with foreign keys on, the drop would delete the rows of every table that refers to it
+    (ON DELETE CASCADE). The pragma is ignored inside a transaction, so it is set before one begins.
+    Nothing to do on PostgreSQL, which alters tables in place."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """With foreign keys off, nothing stopped a migration leaving a row pointing nowhere: refuse to
+    commit one that did."""
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
 
 
 def _lower(text: str | None) -> str | None:

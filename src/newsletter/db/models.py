@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +28,10 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -62,6 +66,34 @@ class Format(enum.StrEnum):
     TEXT = "text"
 
 
+LINK_KEY_BYTES = 16
+# A new member's key made by the database itself, for rows written without the ORM (an import's bulk
+# insert, a migration): 16 random bytes as 32 upper-case hex digits (SQLite's `hex()` writes upper
+# case), like `new_link_key`. PostgreSQL (13 or later) hashes two random UUIDs, as a UUID has fixed bits.
+LINK_KEY_SQL = {
+    "sqlite": "hex(randomblob(16))",
+    "postgresql": "upper(left(encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, "
+    "'UTF8')), 'hex'), 32))",
+}
+
+
+def new_link_key() -> str:
+    """A member's own random key: every link names it, and erasing the member destroys it."""
+    return secrets.token_hex(LINK_KEY_BYTES).upper()
+
+
+class random_link_key(FunctionElement[str]):
+    """`LINK_KEY_SQL` for the database at hand, as a column's server default."""
+
+    type = String(2 * LINK_KEY_BYTES)
+    inherit_cache = True
+
+
+@compiles(random_link_key)
+def _random_link_key(element: random_link_key, compiler: SQLCompiler, **kw: Any) -> str:
+    return LINK_KEY_SQL[compiler.dialect.name]
+
+
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     """Store enums as their values in a VARCHAR with a CHECK, the same on SQLite and PostgreSQL."""
     return Enum(cls, name=name, native_enum=False, values_callable=lambda e: [m.value for m in e], length=20)
@@ -69,9 +101,16 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 
 class Subscriber(Base):
     """A member. Only the unique email key is indexed: segments scan members once and test lists
-    and topics through their primary keys, and every extra index slows a big import."""
+    and topics through their primary keys, and every extra index slows a big import.
+
+    Ids are never given twice (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), and every link names
+    the member's `link_key` as well as their id: a link kept by someone who was erased must never come
+    to mean whoever is next. A migration that rebuilds this table on SQLite (batch mode) must pass
+    `table_kwargs={"sqlite_autoincrement": True}`: reflection does not carry it (a test checks).
+    """
 
     __tablename__ = "subscribers"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -95,6 +134,14 @@ class Subscriber(Base):
     pending_email_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # Links (preferences, my data...) made before this moment no longer work: the member revoked them.
     links_valid_from: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The member's own random key (32 hex digits): every link carries a tag of it (`delivery.tokens`).
+    # Set once, for every row however it is written; it goes when the member is erased.
+    link_key: Mapped[str] = mapped_column(
+        String(2 * LINK_KEY_BYTES), default=new_link_key, server_default=random_link_key()
+    )
+    # Members already here when links got keys (schema 0005): their unsubscribe and preferences links
+    # made up to this moment, in issues already sent, carry no key and still work. None for later members.
+    keyless_links_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

@@ -1,4 +1,4 @@
-"""Campaigns: create, start, pause, resume, cancel, and where each one stands.
+"""Campaigns: create, start, pause, resume, cancel, retry, and where each one stands.
 
 A campaign keeps the issue's text as it was when it was checked and
 scheduled. Starting a campaign is a guarded status change (only one worker
@@ -37,12 +37,21 @@ class CampaignReport:
     activity: ledger.Activity | None = None  # for a campaign that is sending: is anyone at work on it
 
     @property
+    def state(self) -> str:
+        """The campaign's status in words, with its failures: `sent, 95 failed`. The status column
+        says `sent` once nothing is left to try; these words say whether everyone was reached."""
+        failed = self.counts.get(DeliveryStatus.FAILED.value, 0)
+        status = self.campaign.status.value
+        return f"{status}, {failed:,} failed" if failed else status
+
+    @property
     def no_worker(self) -> bool:
-        """Nothing is going out though it should: messages due and no worker holding a lease, or a
-        campaign whose time came a while ago and that no worker has started (workers start due
-        campaigns within a second)."""
+        """Nothing is going out though it should: messages due and no worker keeping a lease (nor a
+        worker waiting for the relay), or a campaign whose time came a while ago and that no worker
+        has started (workers start due campaigns within a second)."""
         if self.activity is not None:
-            return not self.activity.live_leases and bool(self.activity.due_now)
+            activity = self.activity
+            return not activity.fresh_leases and bool(activity.due_now) and activity.relay_trouble is None
         campaign = self.campaign
         overdue = utcnow() - campaign.send_at > dt.timedelta(seconds=STARTED_WITHIN_SECONDS)
         return campaign.status == CampaignStatus.SCHEDULED and overdue
@@ -245,6 +254,47 @@ def start(audience: Audience, campaign_id: int, domain: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Retried:
+    """What `retry` did: failed messages queued again, and those left failed (the member had the issue since)."""
+
+    campaign: Campaign
+    queued: int
+    left_failed: int
+    reopened: bool  # the campaign had finished and is sending again
+
+
+def retry(session: Session, campaign_id: int) -> Retried:
+    """Queue a campaign's failed messages again (not bounced, not skipped), attempts counted afresh and
+    due now; a finished campaign goes back to sending so a worker picks them up. Refuses a cancelled
+    campaign, and one with nothing failed to send again."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
+    ledger.lock_issue(session, campaign.issue_slug)
+    session.refresh(campaign)
+    if campaign.status == CampaignStatus.CANCELLED:
+        raise UserError(
+            f"campaign {campaign_id} was cancelled; its failed messages are not sent again "
+            "(send the issue anew to reach them)"
+        )
+    queued, left_failed = ledger.requeue_failed(session, campaign)
+    if not queued:
+        if left_failed:
+            them = "member it failed" if left_failed == 1 else "members it failed"
+            raise UserError(
+                f"campaign {campaign_id} has no failed messages to retry: the {left_failed:,} {them} got "
+                f"{campaign.issue_slug} from another campaign since"
+            )
+        raise UserError(
+            f"campaign {campaign_id} has no failed messages to retry (bounced addresses are never retried)"
+        )
+    reopened = campaign.status == CampaignStatus.SENT
+    if reopened:
+        campaign.status, campaign.finished_at = CampaignStatus.SENDING, None
+    return Retried(campaign, queued, left_failed, reopened)
+
+
 def steer(session: Session, campaign_id: int, action: str) -> Campaign:
     """pause, resume or cancel; refuses what makes no sense (resuming a sent campaign...)."""
     campaign = session.get(Campaign, campaign_id)
@@ -294,6 +344,8 @@ def report(session: Session, campaign: Campaign) -> CampaignReport:
         for s in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)
     )
     activity = ledger.activity(session, campaign.id) if campaign.status == CampaignStatus.SENDING else None
-    working = activity is not None and activity.live_leases > 0
+    # Only while a worker keeps its leases up: a worker that stopped holds its rows until the lease
+    # runs out, and no estimate can say when anyone will send them.
+    working = activity is not None and activity.fresh_leases > 0
     left = waiting / rate if rate > 0 and working else None
     return CampaignReport(campaign, counts, rate, left, activity)

@@ -7,6 +7,11 @@ sent again, each with the same Message-ID. A lease that expires means its
 worker died: the rows become due again. On PostgreSQL rows are claimed with
 `FOR UPDATE SKIP LOCKED`, so any number of workers on any number of machines
 share one campaign without sending anyone twice.
+
+An attempt is counted when a row is leased. Rows given back unsent (a pause,
+a stop, or the relay being unavailable: nothing is known about the recipient
+then) have it taken back, so only the recipient's own answers (a 4xx) use up
+their `MAX_ATTEMPTS`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -29,7 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from newsletter.audience.members import suppress
 from newsletter.db.bulk import bind_processor, placeholder
@@ -45,9 +51,13 @@ from newsletter.db.models import (
     Topic,
     utcnow,
 )
+from newsletter.delivery.message import campaign_tag
 from newsletter.delivery.transport import Outcome, Reply
 
 MAX_ATTEMPTS = 6
+UNSENT = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING)  # still to be sent
+# `last_reply` of a row given back because the relay could not be reached: `activity` looks for it.
+RELAY_UNAVAILABLE = "relay unavailable, not counted as an attempt: "
 FINISHED = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.SKIPPED)
 
 
@@ -67,6 +77,7 @@ class Claimed:
     topics: tuple[str, ...]
     mailable: bool  # still active and not suppressed: otherwise the row is skipped
     worker: str  # the lease holder: only it may record this row's result
+    link_key: str  # the member's own random key: their links name it, so they never reach anyone else
 
 
 # Rows that mean a member has had an issue, or is still to get it from a campaign that goes on.
@@ -113,7 +124,11 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
     now = utcnow()
     if not campaign.resend:
         audience = audience & ~has_issue(campaign.issue_slug, other_than=campaign.id)
-    message_id = literal(f"<nl.{campaign.id}.") + cast(Subscriber.id, String) + literal(f"@{message_domain}>")
+    # `message.message_id_for`'s form, with the campaign's own random-looking part (`campaign_tag`).
+    tag = campaign_tag(campaign.id, campaign.created_at)
+    message_id = (
+        literal(f"<nl.{campaign.id}.{tag}.") + cast(Subscriber.id, String) + literal(f"@{message_domain}>")
+    )
     rows = select(
         literal(campaign.id),
         Subscriber.id,
@@ -162,6 +177,7 @@ CLAIMED_ROWS = (
         Subscriber.format,
         (Subscriber.status == Status.ACTIVE)
         & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+        Subscriber.link_key,
     )
     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
     .where(Delivery.id.in_(bindparam("ids", expanding=True)))
@@ -234,6 +250,7 @@ def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> li
             topics=tuple(sorted(topics.get(row[2], ()))),
             mailable=bool(row[9]),
             worker=worker,
+            link_key=row[10],
         )
         for row in rows
     ]
@@ -247,7 +264,10 @@ def backoff(attempts: int, base_seconds: float) -> dt.timedelta:
 def record(
     session: Session, claimed: Claimed, reply: Reply | None, retry_base_seconds: float
 ) -> DeliveryStatus:
-    """Write one result (None: skipped, no longer mailable). A hard bounce suppresses the address."""
+    """Write one result (None: skipped, no longer mailable). A hard bounce suppresses the address.
+
+    A reply about the relay rather than the recipient (`Reply.relay`) is the worker's to `release`:
+    recorded here, it would count as one of the recipient's attempts."""
     now = utcnow()
     values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     if reply is None:
@@ -334,10 +354,24 @@ class SentRecorder:
         self.connection.close()  # back to the engine's pool
 
 
-def release(session: Session, claimed: list[Claimed]) -> None:
-    """Give back leased rows unsent (the campaign was paused or cancelled): due again on resume."""
+def release(session: Session, claimed: list[Claimed], relay_reply: Reply | None = None) -> None:
+    """Give back leased rows unsent, without counting the attempt: the campaign was paused or
+    cancelled, the worker is stopping, or (`relay_reply`) the relay could not be reached, which says
+    nothing about the recipients. They are due again at once; a row tried before stays deferred."""
     if not claimed:
         return
+    values: dict[str, object] = {
+        "status": case(
+            (Delivery.attempts > 1, literal(DeliveryStatus.DEFERRED.value)),
+            else_=literal(DeliveryStatus.QUEUED.value),
+        ),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": Delivery.attempts - 1,
+        "updated_at": utcnow(),
+    }
+    if relay_reply is not None:
+        values["last_reply"] = f"{RELAY_UNAVAILABLE}{relay_reply}"[:500]
     session.execute(
         update(Delivery)
         .where(
@@ -345,20 +379,18 @@ def release(session: Session, claimed: list[Claimed]) -> None:
             Delivery.status == DeliveryStatus.SENDING,
             Delivery.lease_owner == claimed[0].worker,
         )
-        .values(
-            status=DeliveryStatus.QUEUED,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempts=Delivery.attempts - 1,
-            updated_at=utcnow(),
-        )
+        .values(values)
         .execution_options(synchronize_session=False)
     )
 
 
 def renew(session: Session, claimed: list[Claimed], lease_seconds: float) -> None:
-    """Extend the lease on rows still being worked on, so a slow batch is not taken over."""
+    """Extend the lease on rows still being worked on, so a slow batch is not taken over.
+
+    `updated_at` moves too: a lease whose worker renews it is never more than a third of the way
+    through its term, which is how `activity` tells it from one its worker has left (`STALE`)."""
     if claimed:
+        now = utcnow()
         session.execute(
             update(Delivery)
             .where(
@@ -366,7 +398,7 @@ def renew(session: Session, claimed: list[Claimed], lease_seconds: float) -> Non
                 Delivery.status == DeliveryStatus.SENDING,
                 Delivery.lease_owner == claimed[0].worker,
             )
-            .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+            .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds), updated_at=now)
             .execution_options(synchronize_session=False)
         )
 
@@ -382,10 +414,7 @@ def counts(session: Session, campaign_id: int) -> Counter[str]:
 
 def finish_if_done(session: Session, campaign_id: int) -> bool:
     """Mark a sending campaign sent once no row is queued, deferred or in flight."""
-    unfinished = select(Delivery.id).where(
-        Delivery.campaign_id == campaign_id,
-        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING]),
-    )
+    unfinished = select(Delivery.id).where(Delivery.campaign_id == campaign_id, Delivery.status.in_(UNSENT))
     if session.scalar(select(unfinished.exists())):
         return False
     result = session.execute(
@@ -397,6 +426,79 @@ def finish_if_done(session: Session, campaign_id: int) -> bool:
     return bool(result.rowcount)
 
 
+def left(session: Session) -> int:
+    """Messages still to be sent by campaigns that are sending (queued, deferred or in flight)."""
+    sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).scalar_subquery()
+    count = select(func.count()).where(Delivery.campaign_id.in_(sending), Delivery.status.in_(UNSENT))
+    return session.scalar(count) or 0
+
+
+@dataclass(frozen=True)
+class Leases:
+    """Rows of sending campaigns that other workers hold leases on that have not run out."""
+
+    count: int
+    first_end: dt.datetime | None  # when the first of them is due again, if its worker does not finish it
+    last_end: dt.datetime | None  # ... and the last
+
+
+def leased_elsewhere(session: Session, worker: str, now: dt.datetime | None = None) -> Leases:
+    """What `worker --once` must wait for before it can say a campaign is done: live leases of others."""
+    now = now or utcnow()
+    sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).scalar_subquery()
+    count, first, last = session.execute(
+        select(func.count(), func.min(Delivery.lease_expires_at), func.max(Delivery.lease_expires_at)).where(
+            Delivery.campaign_id.in_(sending),
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.lease_expires_at >= now,
+            Delivery.lease_owner != worker,
+        )
+    ).one()
+    return Leases(count or 0, first, last)
+
+
+def requeue_failed(session: Session, campaign: Campaign) -> tuple[int, int]:
+    """Put a campaign's failed rows (not bounced, not skipped) back in the queue: attempts counted
+    afresh, due now, the same Message-ID. Members another campaign of the issue has since sent it to,
+    or is sending it to, stay failed (unless the campaign was made with `--resend`), as the snapshot
+    would leave them out. The caller holds `lock_issue`. Returns (queued, left failed)."""
+    failed = (Delivery.campaign_id == campaign.id) & (Delivery.status == DeliveryStatus.FAILED)
+    had: list[int] = []
+    if not campaign.resend:
+        mine = aliased(Delivery, name="mine")
+        had = list(
+            session.scalars(
+                select(mine.id)
+                .join(Subscriber, Subscriber.id == mine.subscriber_id)
+                .where(
+                    mine.campaign_id == campaign.id,
+                    mine.status == DeliveryStatus.FAILED,
+                    has_issue(campaign.issue_slug, other_than=campaign.id),
+                )
+            )
+        )
+    now = utcnow()
+    queued = session.execute(
+        update(Delivery)
+        .where(failed, Delivery.id.not_in(had))
+        .values(
+            status=DeliveryStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return queued, len(had)
+
+
+# A lease further through its term than this was not renewed in time: a worker renews the rows it
+# still works on a third of the way through, so its worker has most likely stopped.
+STALE = 2 / 3
+
+
 @dataclass(frozen=True)
 class Activity:
     """Whether anyone is working on a campaign now: what `status` says instead of guessing."""
@@ -404,15 +506,29 @@ class Activity:
     live_leases: int  # rows a worker holds a lease on that has not run out
     due_now: int  # rows waiting for a worker right now
     next_attempt_at: dt.datetime | None  # the earliest retry still to come
+    stale_leases: int = 0  # of the live leases, those no worker renews (`STALE`): its worker stopped
+    stale_until: dt.datetime | None = None  # when the last of those runs out and its rows are due again
+    # When nothing holds a fresh lease: the last time a worker found the relay unavailable, and why.
+    relay_trouble: tuple[dt.datetime, str] | None = None
+
+    @property
+    def fresh_leases(self) -> int:
+        """Leases a worker is keeping up: someone is sending."""
+        return self.live_leases - self.stale_leases
 
 
 def activity(session: Session, campaign_id: int, now: dt.datetime | None = None) -> Activity:
-    """Leases that have not run out mean a worker is sending; due rows with none mean nobody is."""
+    """Leases that have not run out, and are renewed, mean a worker is sending; due rows with none
+    mean nobody is (or the relay is not answering: `relay_trouble`)."""
     now = now or utcnow()
     ours = Delivery.campaign_id == campaign_id
-    live = select(func.count()).where(
-        ours, Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at >= now
-    )
+    # A few hundred rows a worker at most: each lease judged here, the same on both engines.
+    leases = session.execute(
+        select(Delivery.updated_at, Delivery.lease_expires_at).where(
+            ours, Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at >= now
+        )
+    ).all()
+    stale = [expires for taken, expires in leases if now - taken > (expires - taken) * STALE]
     due = select(func.count()).where(
         ours,
         (
@@ -424,7 +540,28 @@ def activity(session: Session, campaign_id: int, now: dt.datetime | None = None)
     later = select(func.min(Delivery.next_attempt_at)).where(
         ours, Delivery.status == DeliveryStatus.DEFERRED, Delivery.next_attempt_at > now
     )
-    return Activity(session.scalar(live) or 0, session.scalar(due) or 0, session.scalar(later))
+    relay_trouble = None
+    if len(leases) == len(stale):
+        found = session.execute(
+            select(Delivery.updated_at, Delivery.last_reply)
+            .where(
+                ours,
+                Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
+                Delivery.last_reply.startswith(RELAY_UNAVAILABLE),
+            )
+            .order_by(Delivery.updated_at.desc())
+            .limit(1)
+        ).first()
+        if found is not None:
+            relay_trouble = (found[0], (found[1] or "").removeprefix(RELAY_UNAVAILABLE))
+    return Activity(
+        live_leases=len(leases),
+        due_now=session.scalar(due) or 0,
+        next_attempt_at=session.scalar(later),
+        stale_leases=len(stale),
+        stale_until=max(stale, default=None),
+        relay_trouble=relay_trouble,
+    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import html
 import re
 import secrets
@@ -76,14 +77,29 @@ class Recipient:
     email: str
     name: str
     text_only: bool
+    link_key: str  # the member's random key, part of every link and bounce token made for them
 
 
-def message_id_for(campaign_id: int, subscriber_id: int, domain: str) -> str:
+def campaign_tag(campaign_id: int, created_at: dt.datetime) -> str:
+    """A random-looking part of one campaign's Message-IDs, the same whenever it is worked out.
+
+    Derived from the campaign's id and the moment it was created (to the microsecond), so a
+    database built afresh, whose campaigns and members count from 1 again, does not repeat the
+    Message-IDs of the old one (providers drop a message whose Message-ID they have seen), while a
+    campaign's own re-sends keep theirs.
+    """
+    seed = f"{campaign_id}:{created_at.isoformat(timespec='microseconds')}".encode("ascii")
+    digest = hashlib.blake2b(seed, digest_size=10, person=b"nl.message-id").digest()
+    return base64.b32encode(digest).decode("ascii").lower()
+
+
+def message_id_for(campaign_id: int, subscriber_id: int, domain: str, tag: str = "") -> str:
     """The same Message-ID every time, so a retried send is recognisably the same message.
 
-    The same form as the ledger writes when a campaign's recipients are fixed.
+    The ledger writes this form (with the campaign's `campaign_tag`) when a campaign's recipients
+    are fixed, and every send of the message uses the one it holds.
     """
-    return f"<nl.{campaign_id}.{subscriber_id}@{domain}>"
+    return f"<nl.{campaign_id}.{tag + '.' if tag else ''}{subscriber_id}@{domain}>"
 
 
 def bounce_address(token: str, settings: Settings) -> str:
@@ -180,14 +196,16 @@ class PreparedMessage:
         if not _MESSAGE_ID_FORM.fullmatch(message_id):
             raise ValueError(f"not a Message-ID: {message_id!r}")
         subscriber = recipient.subscriber_id
-        unsubscribe = tokens.make("unsubscribe", subscriber)
+        unsubscribe = tokens.make("unsubscribe", subscriber, recipient.link_key)
         values = {
             _TO: _to_header(recipient.name, recipient.email),
             _DATE: (_now() if date is None else _one_line(date)).encode("ascii"),
             _MESSAGE_ID: message_id.encode("ascii"),
             _UNSUBSCRIBE_TOKEN: unsubscribe.encode("ascii"),
             _UNSUBSCRIBE_LINK: _qp_link(self._unsubscribe_prefix + unsubscribe),
-            _PREFERENCES_LINK: _qp_link(self._preferences_prefix + tokens.make("preferences", subscriber)),
+            _PREFERENCES_LINK: _qp_link(
+                self._preferences_prefix + tokens.make("preferences", subscriber, recipient.link_key)
+            ),
         }
         parts = self._parts.copy()
         for index, slot in self._slots:
@@ -196,7 +214,7 @@ class PreparedMessage:
 
     def envelope_sender(self, recipient: Recipient, tokens: Tokens) -> str:
         """MAIL FROM for this recipient: a VERP address whose token names them, so a bounce does too."""
-        return f"bounces+{tokens.make('bounce', recipient.subscriber_id)}@{self.domain}"
+        return f"bounces+{tokens.make('bounce', recipient.subscriber_id, recipient.link_key)}@{self.domain}"
 
 
 _PART_HEADERS = (

@@ -6,6 +6,7 @@ import datetime as dt
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from newsletter.audience.service import Audience
 from newsletter.content.model import Issue
-from newsletter.db.models import Campaign, CampaignStatus, TestSend, utcnow
+from newsletter.db.models import Campaign, CampaignStatus, TestSend, new_link_key, utcnow
 from newsletter.delivery import campaigns, ledger, lookahead
 from newsletter.delivery.campaigns import CampaignReport
 from newsletter.delivery.lookahead import Foreseen
@@ -32,7 +33,8 @@ TEST_PREFIX = "[TEST] "
 
 
 class Sending:
-    """Everything `newsletter send`, `campaigns`, `status`, `pause`, `resume`, `cancel` and `worker` do."""
+    """Everything `newsletter send`, `campaigns`, `status`, `pause`, `resume`, `cancel`, `retry` and
+    `worker` do."""
 
     def __init__(self, settings: Settings, audience: Audience | None = None) -> None:
         self.settings = settings
@@ -125,7 +127,7 @@ class Sending:
             session.flush()
             try:
                 for number, address in enumerate(normal):
-                    recipient = Recipient(0, address, "", text_only)
+                    recipient = Recipient(0, address, "", text_only, new_link_key())  # links name nobody
                     message_id = f"<nl.test.{record.id}.{number}@{domain}>"
                     sender, wire = prepared.wire(recipient, message_id, tokens)
                     reply = transport.send_wire(sender, address, wire)
@@ -174,6 +176,12 @@ class Sending:
             )
             return [campaigns.report(session, campaign) for campaign in rows]
 
+    def retry(self, campaign_id: int) -> campaigns.Retried:
+        """Queue a campaign's failed messages again (not bounced ones); a finished campaign sends again."""
+        self.audience.ready()
+        with self.audience.database.session() as session:
+            return campaigns.retry(session, campaign_id)
+
     def steer(self, campaign_id: int, action: str) -> Campaign:
         self.audience.ready()
         with self.audience.database.session() as session:
@@ -187,11 +195,21 @@ class Sending:
         once: bool = False,
         stop: threading.Event | None = None,
         progress: Callable[[WorkerStats], None] | None = None,
+        notice: Callable[[str], None] | None = None,
         **options: float,
     ) -> WorkerStats:
-        """Run a worker in this process until stopped (or, with `once`, until nothing is due)."""
+        """Run a worker in this process until stopped (or, with `once`, until nothing is due).
+
+        `notice` is told what the worker is waiting for (a relay that is down, rows another worker
+        holds); with `once`, `WorkerStats.unfinished` says why it stopped with messages left."""
         self.audience.ready()
-        worker = Worker(self.settings, self.audience, self.editor.renderer, **options)  # type: ignore[arg-type]
+        worker = Worker(
+            self.settings,
+            self.audience,
+            self.editor.renderer,
+            notice=notice,
+            **options,  # type: ignore[arg-type]
+        )
         return worker.run(once=once, stop=stop, progress=progress)
 
     def work_in_processes(
@@ -235,9 +253,19 @@ class Sending:
             if isinstance(outcome, str):
                 problems.append(outcome)
                 continue
-            for name in ("sent", "deferred", "failed", "bounced", "skipped", "variants_rendered"):
+            for name in (
+                "sent",
+                "deferred",
+                "failed",
+                "bounced",
+                "skipped",
+                "variants_rendered",
+                "relay_unavailable",
+            ):
                 setattr(total, name, getattr(total, name) + getattr(outcome, name))
             total.started_campaigns += outcome.started_campaigns
+            if outcome.unfinished and outcome.unfinished not in total.unfinished:
+                total.unfinished = "; ".join(filter(None, (total.unfinished, outcome.unfinished)))
         crashed = [child.name for child in children if child.exitcode not in (0, None)]
         if problems or crashed:
             raise UserError(
@@ -288,10 +316,14 @@ def _work_in_child(settings: Settings, once: bool, options: dict[str, float], re
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def notice(text: str) -> None:  # the parent's stderr: a service's journal, or the terminal
+        print(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {text}", file=sys.stderr, flush=True)
+
     try:
         sending = Sending(settings)
         try:
-            results.put(sending.work(once=once, stop=stop, **options))
+            results.put(sending.work(once=once, stop=stop, notice=notice, **options))
         finally:
             sending.close()
     except UserError as error:

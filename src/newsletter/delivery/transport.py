@@ -4,9 +4,15 @@ Each sending thread keeps one connection open and reuses it. What a reply
 means for the ledger:
   2xx                      sent
   4xx, or the connection   deferred: tried again after a backoff
-  dropping or refused
-  421                      deferred, and the whole pool slows down for a while
+  dropping once the
+  message was under way
   5xx                      failed for good; 5.1.x (no such user/domain) is a hard bounce
+Trouble with the relay itself says nothing about the recipient, so such a
+reply is marked `relay`: the relay cannot be reached, TLS or the greeting or
+the login fails, it answers 421 (closing), or the connection drops before it
+answered anything of this recipient's transaction (a pooled connection the
+relay closed is first replaced, once, without a word). The worker gives those
+rows back without counting an attempt and waits for the relay (`probe`).
 The transport knows nothing about campaigns or issues: it sends bytes.
 """
 
@@ -43,6 +49,9 @@ class Reply:
     outcome: Outcome
     code: int
     text: str
+    # The relay or the connection to it failed before this recipient's transaction began (or it said
+    # 421): nothing is known about the recipient, so no attempt should be counted against them.
+    relay: bool = False
 
     def __str__(self) -> str:
         return (f"{self.code} {self.text}" if self.code else self.text).strip()[:500]
@@ -81,6 +90,14 @@ def smtp_form(address: str) -> str:
 
 
 ACCEPTED = ((250,), (250, 251), (354,))  # the replies to MAIL, RCPT and DATA that let a message go on
+
+
+class _NotStarted(Exception):
+    """The connection failed, or the relay said 421, before it answered the transaction's first command."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
 
 
 def wire_data(message: bytes) -> bytes:
@@ -150,7 +167,34 @@ class SmtpTransport:
         self.limiter.wait(recipient.rpartition("@")[2].lower())
         try:
             envelope_from, recipient = smtp_form(envelope_from), smtp_form(recipient)
+        except UnicodeError as error:
+            return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
+        pooled = getattr(self.local, "connection", None) is not None
+        try:
+            return self._send_on_connection(envelope_from, recipient, wire)
+        except _NotStarted as stopped:
+            self._drop()
+            if not pooled:
+                return self._relay_trouble(stopped.reply)
+        # The relay closed the pooled connection (an idle timeout, a restart): once more on a new one.
+        try:
+            return self._send_on_connection(envelope_from, recipient, wire)
+        except _NotStarted as stopped:
+            self._drop()
+            return self._relay_trouble(stopped.reply)
+
+    def _relay_trouble(self, reply: Reply) -> Reply:
+        if reply.code == 421:
+            self.limiter.slow_down()
+        return reply
+
+    def _send_on_connection(self, envelope_from: str, recipient: str, wire: bytes) -> Reply:
+        try:
             connection = self._connection()
+        except (smtplib.SMTPException, OSError) as error:  # refused, unreachable, TLS, greeting, login
+            self._drop()
+            return _unavailable(error)
+        try:
             options: list[str] = []
             if not (recipient.isascii() and envelope_from.isascii()):
                 if not connection.has_extn("smtputf8"):
@@ -164,11 +208,24 @@ class SmtpTransport:
             return self._transaction(connection, envelope_from, recipient, wire, options)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPResponseException) as error:
             return self._classify(error.smtp_code, error.smtp_error, reset=True)
-        except (smtplib.SMTPException, OSError) as error:
+        except (smtplib.SMTPException, OSError) as error:  # the message was under way: the recipient's try
             self._drop()
             return Reply(Outcome.DEFERRED, 0, f"connection problem: {error}")
         except UnicodeError as error:
             return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
+
+    def probe(self) -> Reply | None:
+        """Open a connection as sending does (greeting, EHLO, STARTTLS, login) and close it again:
+        None when the relay answers, else the reply that says why not (`relay` set)."""
+        try:
+            connection = self._open()
+        except (smtplib.SMTPException, OSError) as error:
+            return _unavailable(error)
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            connection.close()
+        return None
 
     def _transaction(
         self, connection: smtplib.SMTP, envelope_from: str, recipient: str, wire: bytes, options: list[str]
@@ -179,10 +236,10 @@ class SmtpTransport:
         mail_command, rcpt_command = f"MAIL FROM:<{envelope_from}>{extra}", f"RCPT TO:<{recipient}>"
         if connection.has_extn("pipelining"):
             # RFC 2920: one write and one wait for the three replies instead of three round trips.
-            connection.send(f"{mail_command}\r\n{rcpt_command}\r\nDATA\r\n")
+            first = _first_reply(connection, f"{mail_command}\r\n{rcpt_command}\r\nDATA\r\n")
             refused = None
-            for ok in ACCEPTED:
-                code, text = connection.getreply()
+            for number, ok in enumerate(ACCEPTED):
+                code, text = connection.getreply() if number else first
                 if code == 421:  # the relay hangs up: no more replies will come
                     return self._classify(code, text)
                 if code not in ok and refused is None:
@@ -193,9 +250,14 @@ class SmtpTransport:
                     connection.getreply()
                 return self._classify(*refused, reset=True)
         else:
-            for command, ok in zip((mail_command, rcpt_command, "DATA"), ACCEPTED, strict=True):
-                connection.putcmd(command)
-                code, text = connection.getreply()
+            for number, (command, ok) in enumerate(
+                zip((mail_command, rcpt_command, "DATA"), ACCEPTED, strict=True)
+            ):
+                if number:
+                    connection.putcmd(command)
+                    code, text = connection.getreply()
+                else:
+                    code, text = _first_reply(connection, f"{command}\r\n")
                 if code not in ok:
                     return self._classify(code, text, reset=True)
         connection.send(wire)
@@ -204,10 +266,10 @@ class SmtpTransport:
 
     def _classify(self, code: int, text: bytes | str, reset: bool = False) -> Reply:
         message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-        if code == 421:
+        if code == 421:  # the relay closes the session: its trouble, not the recipient's
             self.limiter.slow_down()
             self._drop()
-            return Reply(Outcome.DEFERRED, code, message)
+            return Reply(Outcome.DEFERRED, code, message, relay=True)
         if reset:
             self._reset()
         if 200 <= code < 300:
@@ -220,6 +282,13 @@ class SmtpTransport:
         connection = getattr(self.local, "connection", None)
         if connection is not None:
             return connection
+        connection = self._open()
+        self.local.connection = connection
+        with self.lock:
+            self.connections.append(connection)
+        return connection
+
+    def _open(self) -> smtplib.SMTP:
         address = self.address
         if address.implicit_tls:
             connection = smtplib.SMTP_SSL(
@@ -231,15 +300,17 @@ class SmtpTransport:
             )
         else:
             connection = smtplib.SMTP(address.host, address.port, local_hostname=self.helo, timeout=TIMEOUT)
-            connection.ehlo()
-            if connection.has_extn("starttls"):
-                connection.starttls(context=ssl.create_default_context())
+        try:
+            if not address.implicit_tls:
                 connection.ehlo()
-        if address.username:
-            connection.login(address.username, address.password or "")
-        self.local.connection = connection
-        with self.lock:
-            self.connections.append(connection)
+                if connection.has_extn("starttls"):
+                    connection.starttls(context=ssl.create_default_context())
+                    connection.ehlo()
+            if address.username:
+                connection.login(address.username, address.password or "")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _reset(self) -> None:
@@ -267,3 +338,28 @@ class SmtpTransport:
                 connection.quit()
             except (smtplib.SMTPException, OSError):
                 connection.close()
+
+
+def _first_reply(connection: smtplib.SMTP, commands: str) -> tuple[int, bytes]:
+    """Send a transaction's first command(s) and read the first reply. A connection that fails before
+    that reply, or a 421 (a relay closing an idle connection says so), is `_NotStarted`: nothing of this
+    recipient's transaction was taken up."""
+    try:
+        connection.send(commands)
+        code, text = connection.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as error:
+        raise _NotStarted(_unavailable(error)) from error
+    if code == 421:
+        raise _NotStarted(Reply(Outcome.DEFERRED, code, text.decode("utf-8", "replace"), relay=True))
+    return code, text
+
+
+def _unavailable(error: BaseException) -> Reply:
+    """The relay could not be reached or would not talk: its trouble, not the recipient's."""
+    code = getattr(error, "smtp_code", 0)
+    return Reply(
+        Outcome.DEFERRED,
+        code if isinstance(code, int) and code > 0 else 0,
+        f"connection problem: {error}",
+        relay=True,
+    )

@@ -9,11 +9,21 @@ recorded, while the ledger's write cost is shared by several messages. Before
 each message the loop checks (at most every half second) whether its campaign
 was paused or cancelled, and gives back what it has not sent. A stop request
 (SIGTERM) finishes the messages in flight and exits cleanly.
+
+When the relay itself cannot be reached (refused, TLS, 421, a connection lost
+before the transaction began: `Reply.relay`), the loop stops handing out
+messages, gives every row back without counting the attempt, and waits 1, 2,
+4... seconds (at most a minute) between probes of the relay, saying so each
+time, until it answers. `once` does the same for at most `once_wait_seconds`
+in all, and also waits, within that time, for rows other workers hold leases
+on (a worker that died holds them until the lease runs out); then it stops
+with `WorkerStats.unfinished` saying what is left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import queue
 import socket
@@ -27,7 +37,7 @@ from sqlalchemy import select
 
 from newsletter.audience.service import Audience
 from newsletter.content.loader import load_issue
-from newsletter.db.models import Campaign, CampaignStatus
+from newsletter.db.models import Campaign, CampaignStatus, utcnow
 from newsletter.delivery import campaigns, ledger
 from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
 from newsletter.delivery.tokens import Tokens
@@ -37,7 +47,13 @@ from newsletter.render.edition import Renderer
 from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
 
+log = logging.getLogger(__name__)
+
 STATUS_CHECK_SECONDS = 0.5
+OUTAGE_PAUSE_SECONDS = 1.0  # the first wait for a relay that cannot be reached; it doubles each time
+OUTAGE_PAUSE_CAP = 60.0  # ... up to this: a relay that is back is found within a minute
+ONCE_WAIT_SECONDS = 600.0  # with `once`: the most it waits in all, for the relay or others' leases
+LEASE_POLL_SECONDS = 0.05  # with `once`: how often it looks whether others' leased rows are done
 # Messages built ahead of the senders, as a multiple of `concurrency`: the loop sometimes stops to
 # render a variant or record replies, and the connections should not go idle meanwhile. Built but
 # unsent messages are only bytes in memory: a crash sends none of them twice.
@@ -55,6 +71,10 @@ class WorkerStats:
     skipped: int = 0
     variants_rendered: int = 0  # editions rendered (a variant rendered again after eviction counts again)
     started_campaigns: list[int] = field(default_factory=list)
+    relay_unavailable: int = (
+        0  # messages given back unsent, no attempt counted: the relay could not be reached
+    )
+    unfinished: str = ""  # with `once`: why it stopped with messages still to send (the CLI exits 1)
 
     def add(self, status: str) -> None:
         setattr(self, status, getattr(self, status, 0) + 1)
@@ -203,6 +223,9 @@ class Worker:
         poll_seconds: float = 0.5,
         batch_size: int | None = None,
         transport: SmtpTransport | None = None,
+        outage_pause_seconds: float = OUTAGE_PAUSE_SECONDS,
+        once_wait_seconds: float = ONCE_WAIT_SECONDS,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.audience = audience
@@ -224,6 +247,14 @@ class Worker:
         self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
         self.stats = WorkerStats()
         self.sent_recorder: ledger.SentRecorder | None = None
+        self.outage_pause_seconds = outage_pause_seconds
+        self.once_wait_seconds = once_wait_seconds
+        self.notice = notice or log.warning  # what it says while waiting: the CLI prints it
+        self.outage: Reply | None = None  # the relay's trouble, until a probe finds it answering
+        self.outage_began: float | None = None  # since when no recipient has been heard of
+        self.pause = 0.0  # the last wait for the relay (0: the next one is the first)
+        self.waited = 0.0  # seconds waited in all (for `once_wait_seconds`)
+        self.leases_noticed = False
 
     def run(
         self,
@@ -245,6 +276,8 @@ class Worker:
                 if not claimed:
                     self._finish_campaigns()
                     if once:
+                        if self._wait_for_leases(stop):
+                            continue
                         break
                     stop.wait(self.poll_seconds)
                     continue
@@ -252,6 +285,8 @@ class Worker:
                 self._finish_campaigns({c.campaign_id for c in claimed})
                 if progress:
                     progress(self.stats)
+                if self.outage is not None and not self._wait_for_relay(stop, once):
+                    break
         finally:
             senders.close()
             scheduler.shutdown()
@@ -271,7 +306,7 @@ class Worker:
 
     def _deliver(self, claimed: list[ledger.Claimed], senders: _Senders, stop: threading.Event) -> None:
         replies = _Replies(self._record_many)
-        unsent: list[ledger.Claimed] = []  # paused, cancelled or stopping: given back to the ledger
+        unsent: list[ledger.Claimed] = []  # paused, cancelled, stopping or no relay: given back to the ledger
         renew_at = time.monotonic() + self.lease_seconds / 3
         for index, row in enumerate(claimed):
             if time.monotonic() >= renew_at:  # a slow batch (rates, a slow relay) keeps its rows
@@ -280,7 +315,11 @@ class Worker:
                         session, claimed[index:] + list(senders.in_flight.values()), self.lease_seconds
                     )
                 renew_at = time.monotonic() + self.lease_seconds / 3
-            if stop.is_set() or self._status(row.campaign_id) != CampaignStatus.SENDING:
+            if (
+                stop.is_set()
+                or self.outage is not None
+                or self._status(row.campaign_id) != CampaignStatus.SENDING
+            ):
                 unsent += senders.take_back()  # built but not yet on a connection: not sent either
                 unsent.append(row)
                 continue
@@ -290,7 +329,7 @@ class Worker:
             while len(senders.in_flight) >= self.concurrency * AHEAD:  # queued or being sent
                 replies.wait_for(senders)
             prepared = self._messages(row.campaign_id).for_recipient(row)
-            recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only)
+            recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only, row.link_key)
             try:
                 sender, wire = prepared.wire(recipient, row.message_id, self.tokens)
             except ValueError as error:  # an address no header can carry: this member fails, not the run
@@ -298,29 +337,138 @@ class Worker:
                 continue
             senders.submit(row, sender, wire)
         while senders.in_flight:
+            if self.outage is not None:  # what waits for a connection would meet the same relay
+                unsent += senders.take_back()
+                if not senders.in_flight:
+                    break
+            if time.monotonic() >= renew_at:  # the last messages on a slow relay keep their rows too
+                with self.audience.database.session() as session:
+                    ledger.renew(session, list(senders.in_flight.values()), self.lease_seconds)
+                renew_at = time.monotonic() + self.lease_seconds / 3
             replies.wait_for(senders)
         replies.flush()
-        self._release(unsent)
+        self._release(unsent, self.outage)
 
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
-        sent = [(row, reply) for row, reply in results if reply is not None and reply.outcome == Outcome.SENT]
-        others = [(row, reply) for row, reply in results if reply is None or reply.outcome != Outcome.SENT]
-        self._recorder()(sent)  # type: ignore[arg-type]
+        sent: list[tuple[ledger.Claimed, Reply]] = []
+        others: list[tuple[ledger.Claimed, Reply | None]] = []
+        unreached: list[tuple[ledger.Claimed, Reply]] = []  # the relay's trouble: given back, not counted
+        for row, reply in results:
+            if reply is None:
+                others.append((row, reply))
+            elif reply.outcome == Outcome.SENT:
+                sent.append((row, reply))
+            elif reply.relay:
+                unreached.append((row, reply))
+            else:
+                others.append((row, reply))
+        self._recorder()(sent)
         self.stats.sent += len(sent)
-        if others:
+        if sent or any(reply is not None for _, reply in others):  # the relay answered about a recipient
+            self.pause, self.outage_began = 0.0, None
+        if others or unreached:
             with self.audience.database.session() as session:
                 for row, reply in others:
                     self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
+                for row, reply in unreached:
+                    ledger.release(session, [row], reply)
+        if unreached:
+            self.stats.relay_unavailable += len(unreached)
+            self.outage = unreached[-1][1]
 
     def _recorder(self) -> ledger.SentRecorder:
         if self.sent_recorder is None:
             self.sent_recorder = ledger.SentRecorder(self.audience.database.engine)
         return self.sent_recorder
 
-    def _release(self, rows: list[ledger.Claimed]) -> None:
+    def _release(self, rows: list[ledger.Claimed], relay_reply: Reply | None = None) -> None:
         if rows:
             with self.audience.database.session() as session:
-                ledger.release(session, rows)
+                ledger.release(session, rows, relay_reply)
+            if relay_reply is not None:
+                self.stats.relay_unavailable += len(rows)
+
+    def _wait_for_relay(self, stop: threading.Event, once: bool) -> bool:
+        """The relay could not be reached: wait 1, 2, 4... seconds (at most `OUTAGE_PAUSE_CAP`) between
+        probes until it answers, saying so each time. True when it answers; False when stopping, or
+        with `once` when its time to wait is used up (`stats.unfinished` says what is left)."""
+        reply = self.outage
+        assert reply is not None
+        if self.outage_began is None:
+            self.outage_began = time.monotonic()
+        while not stop.is_set():
+            self.pause = min(self.pause * 2, OUTAGE_PAUSE_CAP) if self.pause else self.outage_pause_seconds
+            pause = self.pause
+            with self.audience.database.session() as session:
+                waiting = ledger.left(session)
+            if once:
+                pause = min(pause, self.once_wait_seconds - self.waited)
+                if pause <= 0:
+                    self.stats.unfinished = (
+                        f"the relay has not answered for {time.monotonic() - self.outage_began:.0f} s "
+                        f"({reply}); {waiting:,} messages are left, none of them counted as an attempt: "
+                        "run `newsletter worker` again once it answers"
+                    )
+                    return False
+            self.notice(
+                f"relay unavailable ({reply}): trying again in {pause:.3g} s; "
+                f"{waiting:,} messages wait, not counted as attempts"
+            )
+            stop.wait(pause)
+            self.waited += pause
+            if stop.is_set():
+                break
+            # A campaign whose time comes meanwhile still has its recipients fixed on time.
+            self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
+            problem = self.transport.probe()
+            if problem is None:
+                self.notice(
+                    f"the relay answers again, after {time.monotonic() - self.outage_began:.0f} s "
+                    "without it: sending"
+                )
+                self.outage = None
+                return True
+            reply = problem
+        return False
+
+    def _wait_for_leases(self, stop: threading.Event) -> bool:
+        """`once`, its own work done: rows other workers lease (a worker that died holds them until the
+        lease runs out) are waited for, within `once_wait_seconds` in all, and then sent. True to look
+        for due rows again; False when there are none left to wait for, or they would take too long
+        (`stats.unfinished` names how many and when their lease ends)."""
+        with self.audience.database.session() as session:
+            held = ledger.leased_elsewhere(session, self.worker_id)
+        if not held.count:
+            return False
+        assert held.first_end is not None and held.last_end is not None
+        until = max(0.0, (held.first_end - utcnow()).total_seconds())
+        if until > self.once_wait_seconds - self.waited:
+            self.stats.unfinished = (
+                f"{held.count:,} messages are leased by another worker until {held.last_end:%Y-%m-%d %H:%M:%S} "
+                "UTC (a worker that stopped holds them until then; one still running sends them): run "
+                "`newsletter worker --once` again after that, or keep a `newsletter worker` running"
+            )
+            return False
+        if not self.leases_noticed:
+            self.leases_noticed = True
+            self.notice(
+                f"{held.count:,} messages are leased by another worker until {held.last_end:%H:%M:%S} UTC "
+                "at the latest: waiting for it to send them, or for the lease to run out if it has stopped"
+            )
+        # Reads only (no write lock) until something changes: the first lease runs out (its rows are
+        # due), the other worker finishes or gives its rows back, or it moves on to other rows.
+        deadline = time.monotonic() + until
+        while not stop.is_set():
+            pause = min(LEASE_POLL_SECONDS, max(0.0, deadline - time.monotonic()) + 0.01)
+            stop.wait(pause)
+            self.waited += pause
+            if time.monotonic() >= deadline:
+                return True
+            with self.audience.database.session() as session:
+                now_held = ledger.leased_elsewhere(session, self.worker_id)
+            if not now_held.count or now_held.first_end != held.first_end:
+                return True
+        return False
 
     def _status(self, campaign_id: int) -> CampaignStatus:
         """The campaign's status, looked up at most every half second."""

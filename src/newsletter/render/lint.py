@@ -1,20 +1,27 @@
 """Pre-send checks on a rendered edition: what mail clients and inbox providers punish.
 
 Validation (content/) proves the issue file is well formed; the lint looks at
-what subscribers will actually receive: size, alt text, links, preheader,
-subject length and the unsubscribe link. Each problem points at the line of
-the issue file that caused it when it can find one, else at the theme.
+what subscribers will actually receive: size, alt text, image and link
+addresses, preheader, subject length and the unsubscribe link. Each problem
+points at the line of the issue file that caused it when it can find one,
+else at the theme.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
-from newsletter.errors import Problem, display_path
+from newsletter.errors import Problem, UserError, display_path
 from newsletter.render.edition import Edition
+from newsletter.render.markdown import to_html
 from newsletter.render.placeholders import UNSUBSCRIBE_URL, is_placeholder
+from newsletter.yamlfile import YamlDocument, load_yaml
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78
@@ -58,6 +65,8 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
                     "image", f"'{src}' has no alt text; describe the picture", near=src, fallback=theme
                 )
             )
+        if not src.startswith("https://"):
+            problems.append(source.problem("image", _insecure_image(src), near=src, fallback=theme))
     for href in page.links:
         if is_placeholder(href) or href.startswith(ALLOWED_LINK_SCHEMES):
             continue
@@ -103,35 +112,112 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
     return problems
 
 
+def _insecure_image(src: str) -> str:
+    if src.startswith("http://"):
+        return (
+            f"'{src}' is not an https:// address; mail clients block or flag http:// pictures, "
+            "and anyone on the way sees who opens the email"
+        )
+    shown = src or "(empty)"
+    return (
+        f"'{shown}' is not an https:// address, so the picture will not show; give its full https:// address"
+    )
+
+
+def _plain(text: str) -> str:
+    """An address as a browser reads it: HTML entities and %-escapes decoded (`&#x09;`, `%09` -> tab).
+
+    Markdown decodes entities and %-encodes what an address cannot hold, so the rendered `src` or
+    `href` and what the editor wrote compare equal once both are read this way."""
+    return unquote(html.unescape(text))
+
+
 class _SourceLines:
-    """Finds the issue-file line a rendered value came from, by searching the file's text."""
+    """Finds the issue-file line a rendered value came from.
+
+    An image or link address is looked for first in the Markdown that renders it (the field whose
+    HTML holds it, then the line of that field that holds it), so an address that also appears
+    earlier, or as a few characters of a title, is not mistaken for it. Anything else, or an address
+    that no Markdown renders (the theme's links from `url:` fields), is found by searching the text.
+    """
 
     def __init__(self, path: Path) -> None:
         self.file = display_path(path)
+        self.path = path
         try:
             self.lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError):
             self.lines = []
+        self._document: YamlDocument | None = None
 
     def problem(
         self, where: str, message: str, near: str | None = None, fallback: str | None = None
     ) -> Problem:
-        line = self._find(near) if near else self._find(f"{where}:") if where else None
-        if near and line is None and fallback:
+        if near is None:
+            return Problem(self.file, self._find(f"{where}:") if where else None, where, message)
+        line = self._in_markdown(near)
+        if line is None and near:
+            line = self._find(near)
+        if line is None and fallback:
             return Problem(fallback, None, where, message)
         return Problem(self.file, line, where, message)
 
-    def _find(self, text: str) -> int | None:
-        """The first line holding `text` as a whole (not as the start of a longer address), else the
-        first line holding it at all."""
+    def _find(self, text: str, start: int = 1, end: int | None = None) -> int | None:
+        """The first line (of lines `start` to `end`) holding `text` as a whole (not as the start of a
+        longer address), else the first holding it at all; both read with entities and %-escapes
+        decoded."""
+        text = _plain(text)
+        numbered = [
+            (number, _plain(line)) for number, line in enumerate(self.lines[start - 1 : end], start=start)
+        ]
         whole = re.compile(re.escape(text) + r"(?![\w/.~%?#=&+-])")
-        for number, line in enumerate(self.lines, start=1):
+        for number, line in numbered:
             if whole.search(line):
                 return number
-        for number, line in enumerate(self.lines, start=1):
+        for number, line in numbered:
             if text in line:
                 return number
         return None
+
+    def _in_markdown(self, address: str) -> int | None:
+        """The line of the Markdown whose HTML has an image or link to `address`: the line of the
+        field's text holding it, else the field's own line."""
+        document = self._load()
+        if document is None:
+            return None
+        for path, text in _strings(document.data, ()):
+            page = _Elements()
+            page.feed(to_html(text))
+            if address not in page.links and address not in (src for src, _alt in page.images):
+                continue
+            first = document.line_of(path) or 1
+            # The text starts on the field's line (or the next, for a block written with `|`).
+            last = first + text.count("\n") + 2
+            # An empty address is written `![alt]()` or `src=""`; any other is looked for itself.
+            written = (address,) if address else ("]()", '=""', "=''")
+            found = (self._find(form, first, last) for form in written)
+            return next((line for line in found if line is not None), first)
+        return None
+
+    def _load(self) -> YamlDocument | None:
+        if self._document is None:
+            try:
+                self._document = load_yaml(self.path)
+            except UserError:
+                return None
+        return self._document
+
+
+def _strings(data: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
+    """Every text in the YAML data with its path, in the file's order."""
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _strings(value, (*path, index))
 
 
 def same_name_different_addresses(links: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:

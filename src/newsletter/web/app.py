@@ -1,7 +1,8 @@
 """The Flask app factory: `create_app(settings)` gives the subscriber pages, ready for any WSGI server.
 
-Everything a page needs (settings, the member database, tokens, the mailer, rate limits, the consent
-wording) is built once here and kept on the app as a `Site`; pages reach it with `site()`.
+Everything a page needs (settings, the member database, tokens, the outbox its emails leave by, rate
+limits, the consent wording) is built once here and kept on the app as a `Site`; pages reach it with
+`site()`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from newsletter.errors import UserError
 from newsletter.settings import Settings
 from newsletter.web import security
 from newsletter.web.mail import Mailer
+from newsletter.web.outbox import SENDERS, Outbox
 from newsletter.web.ratelimit import Limits, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Site:
     settings: Settings
     audience: Audience
     tokens: Tokens
-    mailer: Mailer
+    outbox: Outbox
     limiter: RateLimiter
     limits: Limits
     consent: Consent
@@ -74,9 +76,13 @@ def site() -> Site:
     return current_app.extensions["newsletter"]  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings, *, limits: Limits | None = None, proxies: int = 0) -> Flask:
+def create_app(
+    settings: Settings, *, limits: Limits | None = None, proxies: int = 0, senders: int = SENDERS
+) -> Flask:
     """The subscriber pages for `settings`. `proxies` is how many reverse proxies stand in front (their
-    X-Forwarded-For and -Proto are then trusted for the client's address); 0 trusts none."""
+    X-Forwarded-For and -Proto are then trusted for the client's address); 0 trusts none. `senders`
+    is how many threads send the pages' emails, so at most that many requests wait on a relay that
+    hangs (`web/outbox.py`)."""
     web_theme = settings.theme_dir / "web"
     app = _App(
         __name__,
@@ -97,7 +103,7 @@ def create_app(settings: Settings, *, limits: Limits | None = None, proxies: int
         settings=settings,
         audience=audience,
         tokens=Tokens(settings.secret_key),
-        mailer=Mailer(settings, web_theme),
+        outbox=Outbox(Mailer(settings, web_theme), senders=senders),
         limiter=RateLimiter(audience.database, settings.secret_key),
         limits=limits or Limits(),
         consent=Consent.load(web_theme / "consent.yaml"),
@@ -117,9 +123,9 @@ def create_app(settings: Settings, *, limits: Limits | None = None, proxies: int
 
 
 def close_app(app: Flask) -> None:
-    """Close the app's SMTP connections and database pool (when the server stops)."""
+    """Stop the outbox (and its SMTP connections) and close the database pool (when the server stops)."""
     here: Site = app.extensions["newsletter"]
-    here.mailer.close()
+    here.outbox.close()
     here.audience.close()
 
 

@@ -1,5 +1,6 @@
 """The few emails the subscriber pages send (confirm a sign-up, your preferences link, confirm a new
-address, your new links), through the same SMTP transport as campaigns but one at a time.
+address, your new links), through the same SMTP transport as campaigns but one at a time, from the
+threads of the pages' `Outbox` (`web/outbox.py`).
 
 Each is a short text part and a plain HTML part from `templates/web/mail/notice.*.j2`; the words of
 each kind are below. They are transactional: no List-Unsubscribe, `Auto-Submitted: auto-generated`.
@@ -19,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from newsletter.delivery.message import sender_domain
-from newsletter.delivery.transport import Outcome, SmtpTransport, smtp_form
+from newsletter.delivery.transport import Outcome, Reply, SmtpTransport, smtp_form
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ NOTICES = {
 
 
 class Mailer:
-    """Builds and sends notices; one `SmtpTransport` shared by the server's threads (a connection each)."""
+    """Builds and sends notices; one `SmtpTransport` shared by the outbox's sender threads (a
+    connection each)."""
 
     def __init__(self, settings: Settings, templates: Path) -> None:
         self.settings = settings
@@ -120,8 +122,10 @@ class Mailer:
         )
         return message.as_bytes()
 
-    def send(self, kind: str, to: str, url: str) -> bool:
-        """Send one notice; True when the relay took it. A stale pooled connection is retried once.
+    def send(self, kind: str, to: str, url: str) -> Reply:
+        """Send one notice; the relay's reply (`Outcome.SENT` when it took it). A stale pooled
+        connection is retried once. The pages send through their `Outbox`, never straight from a
+        request's thread.
 
         A refusal or an unreachable relay is logged here, with the relay's reason and the address
         shortened (`j…@example.org`), and never raised: the page says "try again later" in the same
@@ -135,7 +139,7 @@ class Mailer:
             log.warning(
                 "%s email to %s not sent (%s): %s", kind, masked(to), reply.outcome, hidden(str(reply), to)
             )
-        return reply.outcome == Outcome.SENT
+        return reply
 
     def close(self) -> None:
         self.transport.close()

@@ -18,6 +18,7 @@ from newsletter.audience.membership import Client, Link, LinkProblem, Reply
 from newsletter.db.models import Status, Subscriber
 from newsletter.web import forms
 from newsletter.web.app import site
+from newsletter.web.outbox import Letter
 from newsletter.web.ratelimit import Limit
 
 blueprint = Blueprint("subscriber", __name__)
@@ -130,23 +131,32 @@ def subscribe_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         return too_many(here.limits.per_address)
     with here.audience.database.session() as session:
         outcome = membership.sign_up(session, address, profile, here.consent.version, client())
-    if not sign_up_email(outcome):
-        with here.audience.database.session() as session:
-            membership.withdraw_sign_up(session, outcome)
+    if not sign_up_email(outcome):  # what the sign-up wrote is taken back (`withdraw_sign_up`)
         body, status = subscribe_form(checked, 503, problem=NOT_SENT)
         return body, status, RETRY_AFTER
     return sent_page(address)
 
 
 def sign_up_email(outcome: membership.SignUp) -> bool:
-    """Send what the sign-up calls for (mailed after its transaction committed, so the link works);
-    False when the relay refused it or could not be reached."""
-    if outcome.reply == Reply.NOTHING:
-        return True
-    assert outcome.subscriber_id is not None
-    purpose, endpoint = SIGN_UP_LINKS[outcome.reply]
-    token = site().tokens.make(purpose, outcome.subscriber_id)
-    return site().mailer.send(outcome.reply.value, outcome.email, absolute(endpoint, token=token))
+    """Hand the outbox what the sign-up calls for (after its transaction committed, so the link works);
+    False when it did not go, or the relay could not say in time, and then the sign-up is withdrawn
+    once the email has certainly not gone.
+
+    Every sign-up does the same work here, so its time does not tell who is a member: an address that
+    is never mailed gets a letter too, built like the others and not sent (`Letter.send`)."""
+    here = site()
+    mailed = outcome.reply != Reply.NOTHING
+    kind = outcome.reply.value if mailed else Reply.CONFIRM.value
+    purpose, endpoint = SIGN_UP_LINKS[Reply(kind)]
+    token = here.tokens.make(purpose, outcome.subscriber_id or 0, outcome.link_key)
+    letter = Letter(kind, outcome.email, absolute(endpoint, token=token), send=mailed)
+    database = here.audience.database
+
+    def withdraw() -> None:
+        with database.session() as session:
+            membership.withdraw_sign_up(session, outcome)
+
+    return here.outbox.post(letter, withdraw)
 
 
 def sent_page(address: str) -> tuple[str, int]:
@@ -159,28 +169,31 @@ def sent_page(address: str) -> tuple[str, int]:
 
 @blueprint.get("/confirm/<token>")
 def confirm(token: str) -> tuple[str, int]:
-    member = link("confirm", token).member
-    return confirm_page(member, token)
+    """The button, while the sign-up the link was sent for waits (`membership.confirmable`)."""
+    here = site()
+    with here.audience.database.session() as session:
+        found = membership.member_for(session, here.tokens, "confirm", token)
+        waiting = membership.confirmable(session, found)
+    if not waiting:
+        return done_page("You are subscribed", ALREADY_CONFIRMED, found.member)
+    return confirm_page(found.member, token)
 
 
 def confirm_page(member: Subscriber, token: str, status: int = 200, problem: str = "") -> tuple[str, int]:
-    if member.status == Status.ACTIVE:
-        return done_page("You are subscribed", ALREADY_CONFIRMED, member)
-    if not membership.needs_confirming(member):
-        raise LinkProblem("gone")
     return page("confirm.html.j2", status, email=member.email, token=token, problem=problem)
 
 
 @blueprint.post("/confirm/<token>")
 def confirm_post(token: str) -> tuple[str, int]:
+    """Confirms the sign-up the link was sent for, once; a link already used, or overtaken by a later
+    sign-up or by leaving, answers "already used" (410) and changes nothing."""
     here = site()
     with here.audience.database.session() as session:
-        member = membership.member_for(session, here.tokens, "confirm", token).member
-        if not here.csrf.valid():
+        found = membership.member_for(session, here.tokens, "confirm", token)
+        member = found.member
+        if membership.confirmable(session, found) and not here.csrf.valid():
             return confirm_page(member, token, 400, problem=PRESS_AGAIN)
-        if member.status != Status.ACTIVE and not membership.needs_confirming(member):
-            raise LinkProblem("gone")
-        confirmed = membership.confirm(session, member, client())
+        confirmed = membership.confirm(session, found, client())
     if not confirmed:
         return done_page("You are subscribed", ALREADY_CONFIRMED, member)
     return done_page(
@@ -196,7 +209,9 @@ def done_page(
     """A short page saying what happened, with a fresh link to the member's preferences."""
     preferences = None
     if member is not None:
-        preferences = url_for("subscriber.preferences", token=site().tokens.make("preferences", member.id))
+        preferences = url_for(
+            "subscriber.preferences", token=site().tokens.make("preferences", member.id, member.link_key)
+        )
     return page("done.html.j2", status, heading=heading, message=message, preferences=preferences)
 
 
@@ -255,8 +270,8 @@ def preferences_page(
         vocabulary=here.audience.vocabulary,
         note=note,
         problem=problem,
-        unsubscribe_token=here.tokens.make("unsubscribe", member.id),
-        data_token=here.tokens.make("data", member.id),
+        unsubscribe_token=here.tokens.make("unsubscribe", member.id, member.link_key),
+        data_token=here.tokens.make("data", member.id, member.link_key),
     )
 
 
@@ -321,27 +336,38 @@ def change_address(session: Session, member: Subscriber, token: str) -> Any:
         return too_many(here.limits.per_address)
     send_to = membership.request_email_change(session, member, new)
     if send_to is not None:
-        link = absolute("subscriber.change_email", token=here.tokens.make("email", member.id))
-        member_id, typed = member.id, checked.values
+        link = absolute(
+            "subscriber.change_email", token=here.tokens.make("email", member.id, member.link_key)
+        )
+        member_id, typed, database = member.id, checked.values, here.audience.database
+
+        def forget() -> None:  # the link did not go: the waiting change is forgotten
+            with database.session() as session:
+                waiting = session.get(Subscriber, member_id)
+                if waiting is not None:
+                    membership.withdraw_email_change(session, waiting, send_to)
+
         after_commit(
-            lambda: here.mailer.send("email", send_to, link),
-            lambda: address_not_sent(member_id, token, send_to, forms.Checked(values=typed)),
+            lambda: here.outbox.post(Letter("email", send_to, link), forget),
+            lambda: address_not_sent(member_id, token, typed),
         )
     return redirect(url_for("subscriber.preferences", token=token, done="email"), 303)
 
 
-def address_not_sent(
-    member_id: int, token: str, new: str, typed: forms.Checked
-) -> tuple[str, int, dict[str, str]]:
-    """The link to a new address did not go: forget the change, and show the form again as typed."""
+def address_not_sent(member_id: int, token: str, typed: dict[str, Any]) -> tuple[str, int, dict[str, str]]:
+    """The link to a new address did not go (the change is forgotten): show the form again as typed."""
     with site().audience.database.session() as session:
         member = session.get(Subscriber, member_id)
         if member is None:  # erased in the meantime
             raise LinkProblem("gone")
-        membership.withdraw_email_change(session, member, new)
         values = membership.current_profile(session, member).as_details()
         body, status = preferences_page(
-            member, token, forms.Checked(values=values), 503, email_checked=typed, problem=ADDRESS_NOT_SENT
+            member,
+            token,
+            forms.Checked(values=values),
+            503,
+            email_checked=forms.Checked(values=typed),
+            problem=ADDRESS_NOT_SENT,
         )
     return body, status, RETRY_AFTER
 
@@ -352,10 +378,10 @@ def new_links(session: Session, member: Subscriber) -> Any:
     if not here.limiter.hit("address", member.email_key, here.limits.per_address):
         return too_many(here.limits.per_address)
     membership.revoke_links(session, member, client())
-    fresh = here.tokens.make("preferences", member.id)
+    fresh = here.tokens.make("preferences", member.id, member.link_key)
     link, address = absolute("subscriber.preferences", token=fresh), member.email
     after_commit(
-        lambda: here.mailer.send("links", address, link),
+        lambda: here.outbox.post(Letter("links", address, link)),
         lambda: redirect(url_for("subscriber.preferences", token=fresh, done="unsent"), 303),
     )
     return redirect(url_for("subscriber.preferences", token=fresh, done="revoked"), 303)
@@ -409,7 +435,9 @@ def unsubscribe_page(found: Link, token: str, status: int = 200, problem: str = 
     on = [(slug, names.get(slug, slug)) for slug, subscribed in view.lists if subscribed]
     preferences = None
     if membership.link_is_current(member, found.issued_at):  # an older link must not get round a revocation
-        preferences = url_for("subscriber.preferences", token=here.tokens.make("preferences", member.id))
+        preferences = url_for(
+            "subscriber.preferences", token=here.tokens.make("preferences", member.id, member.link_key)
+        )
     return page(
         "unsubscribe.html.j2",
         status,

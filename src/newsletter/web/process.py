@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter.running import Running
+from newsletter.running import Running, terminate
 from newsletter.settings import ENV_PREFIX, Settings
 
 LOOPBACK = "127.0.0.1"
@@ -90,13 +89,8 @@ class ServeProcess(Running):
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            terminate(self.process)
 
     def close(self) -> None:
         """Stop, and remove the working directory (after reading `log()` if wanted)."""

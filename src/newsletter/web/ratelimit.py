@@ -4,6 +4,9 @@ A counter per key and fixed window: one `INSERT ... ON CONFLICT DO UPDATE ... RE
 reads the total atomically on SQLite and PostgreSQL alike, so concurrent requests can neither lose a
 hit nor both slip under the limit. Keys are HMACs of the client address or email address, so the table
 holds no personal data in the clear. Windows that have ended are deleted when a new one starts.
+
+An email address is counted by the inbox it reaches (`addresses.mailbox`: `jo+1@` and `jo+2@` are
+`jo@`), so tagging one mailbox many ways does not get it many emails.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from newsletter.audience import addresses
 from newsletter.db.database import Database
 from newsletter.db.models import RateLimit
 
 log = logging.getLogger(__name__)
+
+ADDRESS = "address"  # the kind of key that is an email address: counted per inbox
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class RateLimiter:
         self._secret = secret.encode("utf-8")
 
     def bucket(self, kind: str, value: str) -> str:
+        if kind == ADDRESS:
+            value = addresses.mailbox(value)
         digest = hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
         return f"{kind}:{digest[:64]}"
 

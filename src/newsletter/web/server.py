@@ -42,21 +42,35 @@ def serve(
     from newsletter.web.app import close_app, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, proxies=proxies)
+    # Half the threads at most wait on the relay's answer: the others serve every other page meanwhile.
+    app = create_app(settings, proxies=proxies, senders=max(1, threads // 2))
     try:
         if debug:
             announce(f"Debug server (never for production) on http://{host}:{port}/subscribe")
             app.run(host=host, port=port, debug=True, use_reloader=False)
         else:
-            _run_waitress(app, host, port, threads, announce)
+            _run_waitress(app, host, port, threads, proxies, announce)
     finally:
         close_app(app)
 
 
-def _run_waitress(app: Flask, host: str, port: int, threads: int, announce: Callable[[str], None]) -> None:
+def _run_waitress(
+    app: Flask, host: str, port: int, threads: int, proxies: int, announce: Callable[[str], None]
+) -> None:
     import waitress
 
-    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="newsletter")
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="newsletter",
+        # The app's ProxyFix (`create_app(proxies=N)`) is the one place proxy headers are trusted, the
+        # same under any WSGI server. waitress would otherwise delete X-Forwarded-For before the app
+        # sees it (it trusts no proxy of its own), and every visitor would be the proxy's address.
+        # With no proxies it may delete them: nothing would read them anyway.
+        clear_untrusted_proxy_headers=proxies == 0,
+    )
     announce(
         f"Serving the subscriber pages on http://{host}:{server.effective_port}/subscribe (Ctrl-C stops)"
     )
