@@ -16,7 +16,10 @@ Revises: 0004
 Create Date: 2026-12-06
 """
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -36,14 +39,7 @@ LINK_KEY_SQL = {
 
 def upgrade() -> None:
     bind = op.get_bind()
-    sqlite = bind.dialect.name == "sqlite"
-    if sqlite:
-        _require_foreign_keys_off(bind)
-    with op.batch_alter_table(
-        "subscribers",
-        recreate="always" if sqlite else "auto",
-        table_kwargs={"sqlite_autoincrement": True},
-    ) as batch:
+    with _subscribers_rebuilt(bind, autoincrement=True) as batch:
         batch.add_column(
             sa.Column(
                 "link_key",
@@ -59,17 +55,24 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
+    with _subscribers_rebuilt(op.get_bind(), autoincrement=False) as batch:
+        batch.drop_column("keyless_links_until")
+        batch.drop_column("link_key")
+
+
+@contextlib.contextmanager
+def _subscribers_rebuilt(bind: sa.Connection, autoincrement: bool) -> Iterator[Any]:
+    """`subscribers` altered in batch: on SQLite always rebuilt (AUTOINCREMENT is a table option),
+    which is only safe with foreign keys off."""
     sqlite = bind.dialect.name == "sqlite"
     if sqlite:
         _require_foreign_keys_off(bind)
     with op.batch_alter_table(
         "subscribers",
         recreate="always" if sqlite else "auto",
-        table_kwargs={"sqlite_autoincrement": False},
+        table_kwargs={"sqlite_autoincrement": autoincrement},
     ) as batch:
-        batch.drop_column("keyless_links_until")
-        batch.drop_column("link_key")
+        yield batch
 
 
 def _require_foreign_keys_off(bind: sa.Connection) -> None:
