@@ -233,6 +233,12 @@ def test_a_networks_first_month_from_init_to_one_click_unsubscribe(network, brow
     assert twice.returncode == 1 and "already got" in twice.stderr and "--resend" in twice.stderr
     status = newsletter(folder, "status", campaign[1], "--failed")
     assert "Nobody deferred, failed or bounced." in status.stdout
+    retried = newsletter(folder, "retry", campaign[1], ok=False)
+    assert retried.returncode == 1
+    assert (
+        retried.stderr
+        == f"Error: campaign {campaign[1]} has no failed messages to retry (bounced addresses are never retried)\n"
+    )
 
     # The pages, started the way the README says, from the project folder.
     web_port: int = network["web_port"]  # type: ignore[assignment]
