@@ -150,3 +150,21 @@ def audience(audience_settings):
     service.upgrade()
     yield service
     service.close()
+
+
+@pytest.fixture
+def server():
+    """A real SMTP server on loopback that keeps what it is sent (aiosmtpd)."""
+    from newsletter.smtp_servers import RecordingSMTPServer
+
+    with RecordingSMTPServer() as running:
+        yield running
+
+
+@pytest.fixture
+def sending(database_url, server):
+    """`Sending` over a migrated database holding the 400 sample members, mailing `server`."""
+    from delivery_support import delivery_settings, open_sending
+
+    with open_sending(delivery_settings(database_url, server.port)) as opened:
+        yield opened

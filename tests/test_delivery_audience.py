@@ -26,13 +26,6 @@ from newsletter.audience import members
 from newsletter.db.models import MailingList, Status, Subscriber, Subscription, Suppression
 from newsletter.delivery import campaigns
 from newsletter.delivery.message import sender_domain
-from newsletter.smtp_servers import RecordingSMTPServer
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -36,18 +36,6 @@ from newsletter.smtp_servers import RecordingSMTPServer
 SUBJECT = "First Health Equity Network conference, plus new NHS and Gwent reports"
 
 
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
-@pytest.fixture
-def sending(database_url, server):
-    with open_sending(delivery_settings(database_url, server.port)) as opened:
-        yield opened
-
-
 def test_send_then_campaigns_worker_and_status(sending, server):
     settings = sending.settings
     result = run(settings, "send", SAMPLE_SLUG, "--to", "housing")

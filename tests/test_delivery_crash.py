@@ -10,6 +10,8 @@ import random
 import signal
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
 
 from delivery_support import (
     SAMPLE_SLUG,
@@ -34,6 +36,7 @@ from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_module
 from newsletter.delivery.message import sender_domain
 from newsletter.delivery.transport import Outcome, Reply
+from newsletter.settings import Settings
 from newsletter.smtp_servers import RecordingSMTPServer
 
 KILLS = 5
@@ -50,6 +53,30 @@ def message_ids_by_address(server: RecordingSMTPServer) -> dict[str, set[str]]:
     return found
 
 
+def kill_once_it_sends(
+    settings: Settings,
+    workdir: Path,
+    server: RecordingSMTPServer,
+    kill: int,
+    before_the_kill: Callable[[], None],
+) -> None:
+    """Start `newsletter worker`, let it send ten more messages, run `before_the_kill`, then SIGKILL it."""
+    before = len(server.messages)
+    process = start_worker(settings, workdir, "--lease", "2", "--retry", "0.2")
+    try:
+        progressed = wait_until(
+            lambda: len(server.messages) >= before + 10 or process.poll() is not None, timeout=60
+        )
+        assert process.poll() is None, f"worker {kill} ended early:\n{worker_logs(workdir)}"
+        assert progressed, f"worker {kill} sent nothing in 60 s:\n{worker_logs(workdir)}"
+        before_the_kill()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        end_process(process)
+    assert process.returncode == -signal.SIGKILL
+
+
 def test_sigkill_at_random_points_loses_nobody_and_repeats_only_what_was_in_flight(database_url, tmp_path):
     rng = random.Random(SEED)
     workdir = tmp_path / "workers"
@@ -61,23 +88,7 @@ def test_sigkill_at_random_points_loses_nobody_and_repeats_only_what_was_in_flig
             assert size == len(expected) == 400
 
             for kill in range(KILLS):
-                before = len(server.messages)
-                process = start_worker(settings, workdir, "--lease", "2", "--retry", "0.2")
-                try:
-                    progressed = wait_until(
-                        lambda before=before, process=process: (
-                            len(server.messages) >= before + 10 or process.poll() is not None
-                        ),
-                        timeout=60,
-                    )
-                    assert process.poll() is None, f"worker {kill} ended early:\n{worker_logs(workdir)}"
-                    assert progressed, f"worker {kill} sent nothing in 60 s:\n{worker_logs(workdir)}"
-                    time.sleep(rng.uniform(0.0, 0.4))
-                    process.send_signal(signal.SIGKILL)
-                    process.wait(timeout=10)
-                finally:
-                    end_process(process)
-                assert process.returncode == -signal.SIGKILL
+                kill_once_it_sends(settings, workdir, server, kill, lambda: time.sleep(rng.uniform(0.0, 0.4)))
 
             sent_while_killing = len(server.messages)
             assert sent_while_killing < len(expected), "the campaign finished before the last kill"
@@ -127,29 +138,19 @@ def test_sigkill_while_the_relay_is_down_for_part_of_the_run_loses_nobody_and_fa
             outages = {1: 8.0, 4: 2.0}  # kill number -> seconds the relay is down before that kill
 
             for kill in range(KILLS):
-                before = len(server.messages)
-                process = start_worker(settings, workdir, "--lease", "2", "--retry", "0.2")
-                try:
-                    progressed = wait_until(
-                        lambda before=before, process=process: (
-                            len(server.messages) >= before + 10 or process.poll() is not None
-                        ),
-                        timeout=60,
-                    )
-                    assert process.poll() is None, f"worker {kill} ended early:\n{worker_logs(workdir)}"
-                    assert progressed, f"worker {kill} sent nothing in 60 s:\n{worker_logs(workdir)}"
+
+                def before_the_kill(kill: int = kill) -> None:
                     if kill in outages:
                         relay.down()
                         time.sleep(outages[kill])
                         assert "failed" not in sending.status(campaign.id).counts
                     else:
                         time.sleep(rng.uniform(0.0, 0.4))
-                    process.send_signal(signal.SIGKILL)
-                    process.wait(timeout=10)
+
+                try:
+                    kill_once_it_sends(settings, workdir, server, kill, before_the_kill)
                 finally:
-                    end_process(process)
-                relay.up()
-                assert process.returncode == -signal.SIGKILL
+                    relay.up()
 
             assert len(server.messages) < len(expected), "the campaign finished before the last kill"
             assert campaign_status(sending, campaign.id) == "sending"

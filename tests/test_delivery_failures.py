@@ -31,7 +31,7 @@ from delivery_support import (
 )
 from newsletter.db.models import Status, Suppression
 from newsletter.sink import MaildirSink
-from newsletter.smtp_servers import PostfixSmtpSink, RecordingSMTPServer
+from newsletter.smtp_servers import PostfixSmtpSink
 
 MEMBERS = [f"m{number}@example.org" for number in range(6)]
 GREY, POLICY, GONE, FLAKY = MEMBERS[:4]
@@ -42,12 +42,6 @@ FAST_RETRY = {"lease_seconds": 30, "retry_base_seconds": 0.05}
 def members_csv(tmp_path):
     rows = [member_row(email, name=f"Member {n}", topics="housing") for n, email in enumerate(MEMBERS)]
     return write_members(tmp_path / "members.csv", rows)
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -10,15 +10,11 @@ import datetime as dt
 import re
 import time
 
-import pytest
-
 from delivery_support import (
     SAMPLE_SLUG,
     assert_each_once,
     audience_emails,
     campaign_status,
-    delivery_settings,
-    open_sending,
 )
 from delivery_support import (
     run_cli as run,
@@ -28,19 +24,6 @@ from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_rules
 from newsletter.delivery.message import sender_domain
 from newsletter.delivery.transport import Outcome, Reply
-from newsletter.smtp_servers import RecordingSMTPServer
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
-@pytest.fixture
-def sending(database_url, server):
-    with open_sending(delivery_settings(database_url, server.port)) as opened:
-        yield opened
 
 
 def started(sending) -> int:

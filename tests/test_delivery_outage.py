@@ -12,8 +12,6 @@ import re
 import threading
 import time
 
-import pytest
-
 from delivery_support import (
     SAMPLE_SLUG,
     SwitchableRelay,
@@ -147,12 +145,6 @@ def test_worker_once_gives_up_after_its_wait_and_says_what_is_left(database_url,
 
 
 # --- The transport: what is the relay's trouble and what is the recipient's ---
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
 
 
 def test_a_relay_that_refuses_connections_is_the_relays_trouble():

@@ -25,17 +25,10 @@ from delivery_support import (
 from delivery_support import (
     run_cli as run,
 )
-from newsletter.smtp_servers import RecordingSMTPServer
 
 MEMBERS = [f"m{number}@example.org" for number in range(6)]
 POLICY, FULL, GONE = MEMBERS[:3]
 FAST_RETRY = {"lease_seconds": 30, "retry_base_seconds": 0.01}
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
 
 
 @pytest.fixture

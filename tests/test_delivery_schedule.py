@@ -16,29 +16,14 @@ from delivery_support import (
     assert_each_once,
     audience_emails,
     campaign_status,
-    delivery_settings,
     ledger,
-    open_sending,
     wait_until,
 )
 from newsletter.db.models import Campaign
 from newsletter.delivery.campaigns import parse_when
 from newsletter.errors import UserError
-from newsletter.smtp_servers import RecordingSMTPServer
 
 LONDON = ZoneInfo("Europe/London")
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
-@pytest.fixture
-def sending(database_url, server):
-    with open_sending(delivery_settings(database_url, server.port)) as opened:
-        yield opened
 
 
 def local_time_in(seconds: float, zone: ZoneInfo = LONDON) -> tuple[str, float]:

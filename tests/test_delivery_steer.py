@@ -32,12 +32,6 @@ GRACE = 1.0  # a pause must take effect within a second (the worker looks every 
 
 
 @pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
-@pytest.fixture
 def sending(database_url, server, tmp_path):
     settings = delivery_settings(database_url, server.port, max_rate=RATE)
     with open_sending(settings, numbered_members(tmp_path / "members.csv", MEMBERS)) as opened:

@@ -18,9 +18,7 @@ from delivery_support import (
     SAMPLE_SLUG,
     assert_each_once,
     audience_emails,
-    delivery_settings,
     ledger,
-    open_sending,
     other_sending,
     recipients,
 )
@@ -33,25 +31,12 @@ from newsletter.delivery import ledger as ledger_rules
 from newsletter.delivery.message import sender_domain
 from newsletter.errors import UserError
 from newsletter.preview import Personal, make_server, preview_url
-from newsletter.smtp_servers import RecordingSMTPServer
 
 GWENT_REPORT = "Building a Fairer Gwent"
 # Welsh council members of the sample: one who picked `local-government` (the Gwent report's topic),
 # one who picked only `housing`, so topic targeting leaves the Gwent report out of her email.
 GETS_GWENT = "zara.begum@blaenau-gwent.gov.example"
 MISSES_GWENT = "laura.morgan@blaenau-gwent.gov.example"
-
-
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
-@pytest.fixture
-def sending(database_url, server):
-    with open_sending(delivery_settings(database_url, server.port)) as opened:
-        yield opened
 
 
 def work(sending) -> None:

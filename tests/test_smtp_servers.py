@@ -124,12 +124,6 @@ def test_maildir_sink_serve_forever_stops_cleanly_on_sigterm(tmp_path: Path) -> 
 # -- RecordingSMTPServer -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server():
-    with RecordingSMTPServer() as running:
-        yield running
-
-
 def test_recording_server_records_envelope_data_and_times(server: RecordingSMTPServer) -> None:
     before_wall, before_mono = time.time(), time.monotonic()
     send(server.port, ["alice@example.net", "bob@example.net"], make_message(subject="Recorded"))

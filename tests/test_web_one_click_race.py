@@ -11,8 +11,11 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
+from sqlalchemy.orm import Session
 
 from newsletter.audience.consent import Action
 from newsletter.db.database import Database
@@ -22,6 +25,8 @@ from newsletter.web.process import ServeProcess, free_port
 from web_support import open_site, web_settings
 
 CLICKS = 20
+T = TypeVar("T")
+R = TypeVar("R")
 BODY = "List-Unsubscribe=One-Click"
 
 
@@ -80,33 +85,46 @@ def test_twenty_one_click_posts_at_once_record_one_unsubscription(site, database
     assert recorded.count(Action.UNSUBSCRIBED.value) == 1, recorded
 
 
+def in_sessions_at_once(
+    database_url: str, find: Callable[[Session], T], act: Callable[[Session, T], R]
+) -> list[R]:
+    """`CLICKS` threads, each on its own connection: each finds its row, then all act at the same moment."""
+    ready = threading.Barrier(CLICKS, timeout=60)
+    errors: list[BaseException] = []
+    results: list[R] = []
+
+    def run() -> None:
+        database = Database(database_url)
+        try:
+            with database.session() as session:
+                found = find(session)
+                ready.wait()
+                results.append(act(session, found))
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=run) for _ in range(CLICKS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    return results
+
+
 def test_twenty_threads_leaving_one_list_at_once_record_it_once(site, database_url):
     """The same rule for leaving one list, through the library the pages use (twenty sessions, each on
     a connection of its own, as twenty server threads or processes would be)."""
     from newsletter.audience import members
 
     site.active_member("jo@example.org", lists=["newsletter", "events"])
-    ready = threading.Barrier(CLICKS, timeout=60)
-    errors: list[BaseException] = []
-
-    def leave() -> None:
-        database = Database(database_url)
-        try:
-            with database.session() as session:
-                member = members.find(session, "jo@example.org")
-                ready.wait()
-                members.unsubscribe(session, member, "unsubscribe page", "events")
-        except BaseException as error:  # reported below
-            errors.append(error)
-        finally:
-            database.dispose()
-
-    threads = [threading.Thread(target=leave) for _ in range(CLICKS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    in_sessions_at_once(
+        database_url,
+        lambda session: members.find(session, "jo@example.org"),
+        lambda session, member: members.unsubscribe(session, member, "unsubscribe page", "events"),
+    )
     recorded = [r.action for r in site.consent("jo@example.org")]
     assert recorded.count(Action.LEFT_LIST.value) == 1, recorded
     assert ("events", False) in site.audience.member("jo@example.org").lists
@@ -118,28 +136,11 @@ def test_twenty_confirmations_at_once_record_one(site, database_url):
 
     site.subscribe("jo@example.org")
     token = site.last_link("jo@example.org").removeprefix("/confirm/")
-    ready = threading.Barrier(CLICKS, timeout=60)
-    errors: list[BaseException] = []
-    done: list[bool] = []
-
-    def confirm() -> None:
-        database = Database(database_url)
-        try:
-            with database.session() as session:
-                found = membership.member_for(session, site.tokens, "confirm", token)
-                ready.wait()
-                done.append(membership.confirm(session, found, membership.Client()))
-        except BaseException as error:  # reported below
-            errors.append(error)
-        finally:
-            database.dispose()
-
-    threads = [threading.Thread(target=confirm) for _ in range(CLICKS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    done = in_sessions_at_once(
+        database_url,
+        lambda session: membership.member_for(session, site.tokens, "confirm", token),
+        lambda session, found: membership.confirm(session, found, membership.Client()),
+    )
     assert sorted(done) == [False] * (CLICKS - 1) + [True]
     recorded = [r.action for r in site.consent("jo@example.org")]
     assert recorded.count(Action.CONFIRMED.value) == 1, recorded
