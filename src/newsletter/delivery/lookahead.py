@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.audience import members
 from newsletter.content.model import Issue
-from newsletter.db.models import Format, Subscriber, SubscriberTopic, Topic
+from newsletter.db.models import Format, Subscriber
+from newsletter.delivery import ledger
 from newsletter.delivery.variants import Personaliser, VariantKey
 
 
@@ -64,12 +65,8 @@ def _profiles(session: Session, where: ColumnElement[bool]) -> list[Profile]:
     chosen: dict[int, list[str]] = defaultdict(list)
     ids = [row.id for row in rows]
     for start in range(0, len(ids), 500):  # bounded IN lists: SQLite limits parameters per statement
-        topic_rows = session.execute(
-            select(SubscriberTopic.subscriber_id, Topic.slug)
-            .join(Topic, Topic.id == SubscriberTopic.topic_id)
-            .where(SubscriberTopic.subscriber_id.in_(ids[start : start + 500]))
-        )
-        for subscriber_id, slug in topic_rows:
+        # The worker's own read of members' topics, so the preview sees exactly what it will.
+        for subscriber_id, slug in session.execute(ledger.CLAIMED_TOPICS, {"ids": ids[start : start + 500]}):
             chosen[subscriber_id].append(slug)
     return [
         Profile(row.email, tuple(sorted(chosen[row.id])), row.region, row.format == Format.TEXT)
