@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if engine == "sqlite":
                 result = run_child(engine, f"sqlite:///{work / 'newsletter.sqlite3'}", csv_path, vocabulary)
             elif engine == "postgresql":
-                from newsletter.testing import TemporaryPostgres
+                from newsletter.testing.postgres import TemporaryPostgres
 
                 with TemporaryPostgres() as server:
                     url = server.create_database("bench")

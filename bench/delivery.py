@@ -287,9 +287,9 @@ def measure_build(port: int) -> dict[str, Any]:
     """`PreparedMessage.wire` over 20,000 distinct members (median of a few passes), and the variants."""
     from newsletter.db.models import new_link_key
     from newsletter.delivery.message import PreparedMessage, Recipient, message_id_for, sender_domain
-    from newsletter.delivery.tokens import Tokens
     from newsletter.delivery.variants import Personaliser
     from newsletter.editor import Editor
+    from newsletter.tokens import Tokens
 
     settings = settings_for("sqlite://", port, 1)
     editor = Editor(settings)
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    from newsletter.smtp_servers import PostfixSmtpSink, smtp_source
+    from newsletter.testing.smtp import PostfixSmtpSink, smtp_source
 
     sizes = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 if engine in ("sqlite", "profile"):
                     url = f"sqlite:///{work / f'{engine}-{size}.sqlite3'}"
                 elif engine == "postgresql":
-                    from newsletter.testing import TemporaryPostgres
+                    from newsletter.testing.postgres import TemporaryPostgres
 
                     if postgres is None:
                         postgres = TemporaryPostgres().__enter__()

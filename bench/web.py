@@ -45,10 +45,10 @@ from sqlalchemy import func, select
 
 from newsletter.audience.service import Audience
 from newsletter.db.models import ConsentRecord, Status, Subscriber
-from newsletter.delivery.tokens import Tokens
 from newsletter.settings import Settings
-from newsletter.smtp_servers import PostfixSmtpSink
-from newsletter.web.process import ServeProcess
+from newsletter.testing.processes import ServeProcess
+from newsletter.testing.smtp import PostfixSmtpSink
+from newsletter.tokens import Tokens
 from newsletter.web.ratelimit import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +217,7 @@ def database(engine: str, directory: Path) -> Iterator[str]:
     if engine == "sqlite":
         yield f"sqlite:///{directory / 'newsletter.sqlite3'}"
         return
-    from newsletter.testing import TemporaryPostgres
+    from newsletter.testing.postgres import TemporaryPostgres
 
     with TemporaryPostgres() as server:
         yield server.create_database("bench_web")

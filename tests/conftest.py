@@ -112,7 +112,7 @@ def check_yaml(tmp_path, tmp_editor):
 @pytest.fixture(scope="session")
 def postgres():
     """One throwaway PostgreSQL server for the whole run (started in about a second)."""
-    from newsletter.testing import TemporaryPostgres
+    from newsletter.testing.postgres import TemporaryPostgres
 
     with TemporaryPostgres() as server:
         yield server
@@ -155,7 +155,7 @@ def audience(audience_settings):
 @pytest.fixture
 def server():
     """A real SMTP server on loopback that keeps what it is sent (aiosmtpd)."""
-    from newsletter.smtp_servers import RecordingSMTPServer
+    from newsletter.testing.smtp import RecordingSMTPServer
 
     with RecordingSMTPServer() as running:
         yield running

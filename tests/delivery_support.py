@@ -30,7 +30,7 @@ from newsletter.db.models import Campaign, CampaignStatus, Delivery, Subscriber
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
 from newsletter.settings import Settings
-from newsletter.smtp_servers import Received
+from newsletter.testing.smtp import Received
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SLUG = "2023-10"

@@ -31,7 +31,7 @@ from delivery_support import (
     run_cli as run,
 )
 from newsletter.db.models import TestSend
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
 
 SUBJECT = "First Health Equity Network conference, plus new NHS and Gwent reports"
 

@@ -37,7 +37,7 @@ from newsletter.delivery import ledger as ledger_module
 from newsletter.delivery.message import sender_domain
 from newsletter.delivery.transport import Outcome, Reply
 from newsletter.settings import Settings
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
 
 KILLS = 5
 CONCURRENCY = 2

@@ -31,7 +31,7 @@ from delivery_support import (
 )
 from newsletter.db.models import Status, Suppression
 from newsletter.sink import MaildirSink
-from newsletter.smtp_servers import PostfixSmtpSink
+from newsletter.testing.smtp import PostfixSmtpSink
 
 MEMBERS = [f"m{number}@example.org" for number in range(6)]
 GREY, POLICY, GONE, FLAKY = MEMBERS[:4]

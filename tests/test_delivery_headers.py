@@ -26,8 +26,8 @@ from delivery_support import (
 )
 from newsletter.db.models import Campaign, Subscriber
 from newsletter.delivery.message import campaign_tag, message_id_for
-from newsletter.delivery.tokens import Tokens
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
+from newsletter.tokens import Tokens
 
 DOMAIN = "health-equity-network.example.org"
 BASE = "https://news.health-equity-network.example.org"

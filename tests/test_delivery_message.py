@@ -21,9 +21,9 @@ from newsletter.delivery.message import (
     message_id_for,
     sender_domain,
 )
-from newsletter.delivery.tokens import Tokens
 from newsletter.errors import UserError
 from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIEW_URL
+from newsletter.tokens import Tokens
 
 DOMAIN = "health-equity-network.example.org"
 BASE = "https://news.health-equity-network.example.org"
@@ -434,7 +434,7 @@ def test_lines_starting_with_a_dot_reach_the_reader_unchanged(edition, settings,
     """SMTP ends a message at a line holding one dot, so every line starting with a dot is sent doubled
     (RFC 5321 4.5.2): text lines, and a link cut by a soft line break just before a dot."""
     from newsletter.delivery.transport import SmtpTransport
-    from newsletter.smtp_servers import RecordingSMTPServer
+    from newsletter.testing.smtp import RecordingSMTPServer
 
     base = "https://" + "a" * 67 + ".example.org"  # the unsubscribe link's second QP line starts with "."
     dotted = dataclasses.replace(edition, text=edition.text + "\n.a line with a leading dot\n..two\n.\nend\n")

@@ -19,7 +19,7 @@ from delivery_support import (
     subscriber_id,
     work_until_finished,
 )
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
 
 DOMAIN = "health-equity-network.example.org"
 

@@ -28,7 +28,7 @@ from delivery_support import (
     wait_until,
 )
 from newsletter.delivery.transport import Outcome, SmtpTransport
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
 
 WORKER_LOG = "newsletter.delivery.worker"
 SENDER = "bounces@example.org"

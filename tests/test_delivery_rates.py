@@ -16,7 +16,7 @@ from delivery_support import (
     numbered_members,
     open_sending,
 )
-from newsletter.smtp_servers import Received, RecordingSMTPServer
+from newsletter.testing.smtp import Received, RecordingSMTPServer
 
 TOLERANCE = 0.1  # seconds: jitter between the limiter's slot and the server's clock (first connection set-up)
 

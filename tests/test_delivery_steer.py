@@ -24,7 +24,7 @@ from delivery_support import (
     wait_until,
 )
 from newsletter.errors import UserError
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
 
 RATE = 30.0  # messages a second
 MEMBERS = 60

@@ -10,7 +10,7 @@ import pytest
 from itsdangerous import Signer, TimestampSigner
 
 from newsletter.db.models import new_link_key
-from newsletter.delivery.tokens import PURPOSES, BadToken, Tokens
+from newsletter.tokens import PURPOSES, BadToken, Tokens
 
 SECRET = "a-secret-key-for-the-token-tests"
 LOCAL_PART_SAFE = re.compile(r"[A-Za-z0-9._-]+")

@@ -18,7 +18,7 @@ import pytest
 
 from newsletter.errors import UserError
 from newsletter.sink import RECEIVED_HEADER, MaildirSink
-from newsletter.smtp_servers import (
+from newsletter.testing.smtp import (
     ANY_ADDRESS,
     PostfixSmtpSink,
     RecordingSMTPServer,

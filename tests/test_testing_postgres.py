@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import create_engine, text
 
-from newsletter.testing import TemporaryPostgres
+from newsletter.testing.postgres import TemporaryPostgres
 
 
 def _accepts_connections(port: int) -> bool:

@@ -19,9 +19,9 @@ from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
 from newsletter.audience.service import Audience
 from newsletter.db.models import Status, Subscriber
 from newsletter.delivery.service import Sending
-from newsletter.delivery.tokens import Tokens
-from newsletter.smtp_servers import ANY_ADDRESS, RecordingSMTPServer
-from newsletter.web.process import ServeProcess, free_port
+from newsletter.testing.processes import ServeProcess, free_port
+from newsletter.testing.smtp import ANY_ADDRESS, RecordingSMTPServer
+from newsletter.tokens import Tokens
 from test_audience_support import write_csv
 from web_support import SECRET, web_settings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from newsletter.db.models import new_link_key
-from newsletter.delivery.tokens import Tokens
+from newsletter.tokens import Tokens
 from web_support import TOKEN_PAGES, open_site
 
 DAY = 24 * 3600

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.db.models import Status, Subscriber
-from newsletter.smtp_servers import ANY_ADDRESS
+from newsletter.testing.smtp import ANY_ADDRESS
 from web_support import open_site
 
 TRY_AGAIN = (

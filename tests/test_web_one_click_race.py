@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from newsletter.audience.consent import Action
 from newsletter.db.database import Database
 from newsletter.db.models import Status
-from newsletter.smtp_servers import RecordingSMTPServer
-from newsletter.web.process import ServeProcess, free_port
+from newsletter.testing.processes import ServeProcess, free_port
+from newsletter.testing.smtp import RecordingSMTPServer
 from web_support import open_site, web_settings
 
 CLICKS = 20

@@ -18,11 +18,11 @@ import pytest
 from newsletter.audience import addresses, members
 from newsletter.audience.service import Audience
 from newsletter.db.models import Status, Subscriber
-from newsletter.delivery.tokens import Tokens
-from newsletter.smtp_servers import ANY_ADDRESS, RecordingSMTPServer
+from newsletter.testing.processes import ServeProcess
+from newsletter.testing.smtp import ANY_ADDRESS, RecordingSMTPServer
+from newsletter.tokens import Tokens
 from newsletter.web.mail import Mailer
 from newsletter.web.outbox import Letter, Outbox
-from newsletter.web.process import ServeProcess
 from serve_support import SilentRelay, Visitor
 from web_support import REPO_ROOT, SECRET, open_site, web_settings
 

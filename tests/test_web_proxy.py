@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from newsletter.audience.service import Audience
 from newsletter.db.models import ConsentRecord, Subscriber
-from newsletter.smtp_servers import RecordingSMTPServer
-from newsletter.web.process import ServeProcess
+from newsletter.testing.processes import ServeProcess
+from newsletter.testing.smtp import RecordingSMTPServer
 from serve_support import NginxProxy, Visitor
 from web_support import web_settings
 

@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.audience.service import Audience
 from newsletter.settings import DEFAULT_SECRET_KEY
-from newsletter.web.process import ServeProcess
+from newsletter.testing.processes import ServeProcess
 from test_audience_support import run_cli
 from web_support import web_settings
 

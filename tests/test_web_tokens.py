@@ -8,7 +8,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner
 
-from newsletter.delivery.tokens import PURPOSES, BadToken, Tokens
+from newsletter.tokens import PURPOSES, BadToken, Tokens
 
 SECRET = "a-secret-key-for-the-web-token-tests"
 KEY = "FEDCBA9876543210" * 2

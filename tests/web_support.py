@@ -22,9 +22,9 @@ from werkzeug.test import TestResponse
 
 from newsletter.audience.service import Audience
 from newsletter.db.models import ConsentRecord, Subscriber
-from newsletter.delivery.tokens import Tokens
 from newsletter.settings import Settings
-from newsletter.smtp_servers import RecordingSMTPServer
+from newsletter.testing.smtp import RecordingSMTPServer
+from newsletter.tokens import Tokens
 from newsletter.web.app import close_app, create_app
 from newsletter.web.ratelimit import Limits
 

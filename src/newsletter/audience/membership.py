@@ -45,7 +45,7 @@ from newsletter.db.models import (
     new_link_key,
     utcnow,
 )
-from newsletter.delivery.tokens import EXPIRED, GONE, KEYLESS, BadToken, Tokens
+from newsletter.tokens import EXPIRED, GONE, KEYLESS, BadToken, Tokens
 
 DAY = 24 * 3600
 # How long each kind of link works. Unsubscribe and preferences links sit in every issue and must keep

@@ -45,11 +45,11 @@ from functools import lru_cache
 
 import idna
 
-from newsletter.delivery.tokens import Tokens
 from newsletter.errors import UserError
 from newsletter.render.edition import Edition
 from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIEW_URL
 from newsletter.settings import Settings
+from newsletter.tokens import Tokens
 
 MAX_NAME = 200  # characters of a display name kept: keeps the To line far below 998 octets
 QP_WIDTH = 75  # characters of a link per line, before the `=` of a soft line break

@@ -21,13 +21,13 @@ from newsletter.delivery import campaigns, ledger, lookahead
 from newsletter.delivery.campaigns import CampaignReport
 from newsletter.delivery.lookahead import Foreseen
 from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
-from newsletter.delivery.tokens import Tokens
 from newsletter.delivery.transport import SmtpTransport
 from newsletter.delivery.worker import Worker, WorkerStats
 from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, UserError
 from newsletter.schedule import schedule_campaign, unschedule_campaign
 from newsletter.settings import Settings
+from newsletter.tokens import Tokens
 
 TEST_PREFIX = "[TEST] "
 

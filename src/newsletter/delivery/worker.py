@@ -40,12 +40,12 @@ from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus, utcnow
 from newsletter.delivery import campaigns, ledger
 from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
-from newsletter.delivery.tokens import Tokens
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
 from newsletter.delivery.variants import Personaliser, VariantKey
 from newsletter.render.edition import Renderer
 from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
+from newsletter.tokens import Tokens
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletter.audience.membership import LinkProblem
 from newsletter.audience.service import Audience
-from newsletter.delivery.tokens import Tokens
 from newsletter.errors import UserError
 from newsletter.settings import Settings
+from newsletter.tokens import Tokens
 from newsletter.web import security
 from newsletter.web.mail import Mailer
 from newsletter.web.outbox import SENDERS, Outbox

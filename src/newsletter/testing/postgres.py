@@ -198,7 +198,7 @@ class TemporaryPostgres:
             "port": str(port),
             "unix_socket_directories": str(self._require_directory()),
         }
-        lines = ["", "# Added by newsletter.testing.TemporaryPostgres"]
+        lines = ["", "# Added by newsletter.testing.postgres.TemporaryPostgres"]
         for key, value in settings.items():
             escaped = value.replace("\\", "\\\\").replace("'", "''")
             lines.append(f"{key} = '{escaped}'")
