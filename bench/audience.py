@@ -64,14 +64,14 @@ def child(engine: str, url: str, csv_path: Path, vocabulary: Path) -> None:
     from newsletter.db.models import Subscriber
     from newsletter.settings import Settings
 
-    audience = Audience(Settings(database_url=url, vocabulary_dir=vocabulary))
+    audience = Audience.open(Settings(database_url=url, vocabulary_dir=vocabulary))
     audience.upgrade()
     started = time.perf_counter()
     summary = audience.import_csv(csv_path, report_path=csv_path.with_suffix(f".{engine}-report.csv"))
     import_seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts, plain = [], []
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         for _ in range(5):
             started = time.perf_counter()
             count = audience.segments.count(session, SEGMENT)

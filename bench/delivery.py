@@ -104,13 +104,14 @@ def current_mb() -> float:
 
 def child_prepare(options: dict[str, Any]) -> dict[str, Any]:
     """Import the members and schedule the campaign (now); nothing is sent yet."""
+    from newsletter.audience.service import Audience
     from newsletter.delivery.service import Sending
 
     sending = Sending(settings_for(options["url"], options["port"], options["concurrency"]))
-    sending.audience.upgrade()
+    sending.store.upgrade()
     csv_path = Path(options["csv"])
     started = time.perf_counter()
-    summary = sending.audience.import_csv(csv_path, report_path=csv_path.with_suffix(".report.csv"))
+    summary = Audience(sending.store).import_csv(csv_path, report_path=csv_path.with_suffix(".report.csv"))
     import_s = time.perf_counter() - started
     started = time.perf_counter()
     campaign, size = sending.send(ISSUE, [AUDIENCE])
@@ -151,7 +152,7 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
 
     settings = settings_for(options["url"], options["port"], options["concurrency"])
     sending = Sending(settings)
-    sending.audience.ready()
+    sending.store.ready()
     transport = CountingTransport(settings.smtp_url, settings.max_rate, settings.domain_rate)
     setup_s = time.perf_counter() - started
     baseline_mb = current_mb()

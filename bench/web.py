@@ -182,7 +182,7 @@ def members_csv(path: Path, count: int) -> Path:
 def check(audience: Audience, subscribes: int, unsubscribes: int, sink: PostfixSmtpSink) -> list[str]:
     """What the database and the relay must hold afterwards; each difference is a lost or extra write."""
     problems = []
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         pending = session.scalar(
             select(func.count())
             .select_from(Subscriber)
@@ -238,10 +238,10 @@ def bench(engine: str, args: argparse.Namespace) -> bool:
             theme_dir=ROOT / "templates",
             vocabulary_dir=ROOT / "subscribers",
         )
-        audience = Audience(settings)
+        audience = Audience.open(settings)
         audience.upgrade()
         audience.import_csv(members_csv(Path(folder) / "leaving.csv", args.unsubscribes))
-        with audience.database.session() as session:
+        with audience.store.database.session() as session:
             leaving = session.execute(
                 select(Subscriber.id, Subscriber.link_key).where(Subscriber.email.like("leaving%"))
             ).all()

@@ -146,7 +146,7 @@ def audience(audience_settings):
     """The member database, migrated and with topics and lists in place."""
     from newsletter.audience.service import Audience
 
-    service = Audience(audience_settings)
+    service = Audience.open(audience_settings)
     service.upgrade()
     yield service
     service.close()

@@ -25,6 +25,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from newsletter.audience.service import Audience
 from newsletter.cli import cli
 from newsletter.db.models import Campaign, CampaignStatus, Delivery, Subscriber
 from newsletter.delivery.service import Sending
@@ -59,9 +60,9 @@ def open_sending(settings: Settings, members: Path | None = SAMPLE_CSV) -> Itera
     """A migrated database holding `members` (the 400-member sample by default), closed afterwards."""
     sending = Sending(settings)
     try:
-        sending.audience.upgrade()
+        sending.store.upgrade()
         if members is not None:
-            summary = sending.audience.import_csv(members)
+            summary = Audience(sending.store).import_csv(members)
             assert summary.rejected == 0, str(summary)
         yield sending
     finally:
@@ -147,7 +148,7 @@ class LedgerRow:
 
 def ledger(sending: Sending, campaign_id: int) -> dict[str, LedgerRow]:
     """The campaign's ledger rows by member address (lower case)."""
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         rows = session.execute(
             select(
                 Subscriber.email,
@@ -167,7 +168,7 @@ def ledger(sending: Sending, campaign_id: int) -> dict[str, LedgerRow]:
 
 
 def campaign_status(sending: Sending, campaign_id: int) -> str:
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
     return CampaignStatus(status).value
 
@@ -176,14 +177,14 @@ def link_key_of(sending: Sending) -> Callable[[int], str | None]:
     """A member's link key by id, as `Tokens.read` asks for it."""
 
     def key_of(member_id: int) -> str | None:
-        with sending.audience.database.session() as session:
+        with sending.store.database.session() as session:
             return session.scalar(select(Subscriber.link_key).where(Subscriber.id == member_id))
 
     return key_of
 
 
 def subscriber_id(sending: Sending, email: str) -> int:
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         found = session.scalar(select(Subscriber.id).where(Subscriber.email_key == email.lower()))
     assert found is not None, email
     return found
@@ -193,18 +194,18 @@ def member_emails(sending: Sending, where: object = None) -> set[str]:
     query = select(Subscriber.email)
     if where is not None:
         query = query.where(where)  # type: ignore[arg-type]
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         return {email.lower() for email in session.scalars(query)}
 
 
 def audience_emails(sending: Sending, names: list[str]) -> set[str]:
     """Who a campaign to `names` would reach now, each segment counted by its own SQL (not the campaign's)."""
-    audience = sending.audience
+    store = sending.store
     found: set[str] = set()
-    with audience.database.session() as session:
+    with store.session() as session:
         for name in names:
-            ids = list(session.scalars(audience.segments.members(name)))
-            assert audience.segments.count(session, name) == len(ids)
+            ids = list(session.scalars(store.segments.members(name)))
+            assert store.segments.count(session, name) == len(ids)
             found |= {
                 email.lower()
                 for email in session.scalars(select(Subscriber.email).where(Subscriber.id.in_(ids)))

@@ -95,7 +95,7 @@ def crowd(audience, audience_settings, repo_root, tmp_path):
     assert (summary.added, summary.rejected) == (len(IMPORTED) * len(PROFILES), 0)
     for profile in PROFILES:
         service.erase(address("erased", profile))
-        with service.database.session() as session:
+        with service.store.database.session() as session:
             # suppressions match whatever the case of the address they were given
             suppress(session, address("suppressed", profile).upper(), "bounce", "test")
             suppress(session, address("pending-suppressed", profile), "complaint", "test")

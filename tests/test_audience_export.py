@@ -88,7 +88,7 @@ def test_round_trip_through_a_fresh_database_gives_the_same_export(
     first = export_text(populated)
     path = tmp_path / "export.csv"
     path.write_text(first, encoding="utf-8", newline="")
-    second = Audience(
+    second = Audience.open(
         dataclasses.replace(
             audience_settings, database_url=second_database_url(request, database_url, tmp_path)
         )

@@ -435,7 +435,7 @@ def test_reimport_refuses_erased_and_suppressed_addresses(audience, tmp_path):
 
     import_text(audience, tmp_path, "email\ngone@example.org\nkept@example.org\n", "first.csv")
     audience.erase("gone@example.org")
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         suppress(session, "blocked@example.org", "complaint", "test")
     summary = import_text(
         audience,
@@ -468,7 +468,7 @@ assert len(LONG_SOURCE) > 300
 
 def record_source_cut(audience, source: str) -> str:
     """The source as `consent.record` stores it, read back from this database."""
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         entry = record(session, Action.ERASED, source, email_hash="0" * 64)
         session.flush()
         stored = session.scalar(select(ConsentRecord.source).where(ConsentRecord.id == entry.id))
@@ -517,7 +517,7 @@ def test_the_installed_command_imports_with_a_long_source(database_url, repo_roo
     assert result.returncode == 0, result.stderr
     assert "2 rows: 2 added" in result.stdout
     assert "Traceback" not in result.stderr
-    audience = Audience(Settings(database_url=database_url, vocabulary_dir=repo_root / "subscribers"))
+    audience = Audience.open(Settings(database_url=database_url, vocabulary_dir=repo_root / "subscribers"))
     try:
         expected = record_source_cut(audience, LONG_SOURCE)
         assert consent_actions(audience, "jo@example.org") == [("imported", expected)]

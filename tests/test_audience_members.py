@@ -116,7 +116,7 @@ def test_erase_leaves_only_the_hash(people, audience_settings, tmp_path):
     assert result.exit_code == 0
     assert result.stdout.startswith(f"{address}: erased;")
     digest = hashlib.sha256(address.lower().encode()).hexdigest()
-    with people.database.session() as session:
+    with people.store.session() as session:
         assert (
             session.scalar(
                 select(func.count()).select_from(Subscriber).where(Subscriber.email_key == address.lower())
@@ -154,7 +154,7 @@ def test_erase_asks_first_and_no_erases_nothing(people, audience_settings):
     assert "Erase everything held about jo.bloggs@example.org?" in result.output
     assert member(people, "jo.bloggs@example.org") is not None
     assert consent_actions(people, "jo.bloggs@example.org") == [("imported", "spring conference")]
-    with people.database.session() as session:
+    with people.store.session() as session:
         assert session.scalar(select(func.count()).select_from(Suppression)) == 0
     confirmed = run_cli(audience_settings, "subscribers", "erase", "jo.bloggs@example.org", input="y\n")
     assert confirmed.exit_code == 0
@@ -170,9 +170,9 @@ def test_erase_an_unknown_address_exits_1(people, audience_settings):
 def test_erase_after_a_suppression_forgets_the_kept_address(people, audience_settings):
     from newsletter.audience.members import suppress
 
-    with people.database.session() as session:
+    with people.store.session() as session:
         suppress(session, "other@example.org", "bounce", "test")
     assert run_cli(audience_settings, "subscribers", "erase", "other@example.org", "--yes").exit_code == 0
     assert not [value for value in every_stored_value(people) if "other@example.org" in value.lower()]
-    with people.database.session() as session:
+    with people.store.session() as session:
         assert session.execute(select(Suppression.email, Suppression.reason)).all() == [(None, "erased")]

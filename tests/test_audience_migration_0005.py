@@ -318,7 +318,7 @@ def test_links_in_issues_sent_before_the_upgrade_still_unsubscribe_their_member(
         assert site.member("member1@example.org").status == Status.UNSUBSCRIBED
         # A member who joins after the upgrade (here given the erased member's id back) is never
         # reached by a link without a key.
-        with site.audience.database.session() as session:
+        with site.store.database.session() as session:
             session.add(Subscriber(**{**orm_row(4, "sam@example.org"), "id": 4}))
         assert site.client.get(f"/unsubscribe/{erased}").status_code == 410
         site.fresh_client().post(f"/unsubscribe/{erased}", data=ONE_CLICK)

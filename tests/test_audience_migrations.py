@@ -29,24 +29,24 @@ TABLES = {
 
 
 def test_upgrade_creates_every_table_and_the_vocabulary(audience_settings):
-    service = Audience(audience_settings)
+    service = Audience.open(audience_settings)
     try:
-        assert set(inspect(service.database.engine).get_table_names()) == set()
+        assert set(inspect(service.store.database.engine).get_table_names()) == set()
         service.upgrade()
-        assert set(inspect(service.database.engine).get_table_names()) == TABLES
-        with service.database.session() as session:
+        assert set(inspect(service.store.database.engine).get_table_names()) == TABLES
+        with service.store.database.session() as session:
             assert set(session.scalars(select(MailingList.slug))) == {"newsletter", "network", "events"}
-            assert len(set(session.scalars(select(Topic.slug)))) == len(service.vocabulary.topics) == 16
+            assert len(set(session.scalars(select(Topic.slug)))) == len(service.store.vocabulary.topics) == 16
         # and again: nothing changes, nothing is added twice
         assert service.upgrade() == (Database.head_revision(), Database.head_revision())
-        with service.database.session() as session:
+        with service.store.database.session() as session:
             assert len(session.scalars(select(MailingList.slug)).all()) == 3
     finally:
         service.close()
 
 
 def test_migrated_schema_matches_the_models(audience):
-    with audience.database.engine.connect() as connection:
+    with audience.store.database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 
@@ -59,9 +59,9 @@ def test_db_upgrade_command_says_created_then_up_to_date(audience_settings):
     second = run_cli(audience_settings, "db", "upgrade")
     assert second.exit_code == 0
     assert second.output.strip().endswith(f": already up to date (schema {head})")
-    service = Audience(audience_settings)
+    service = Audience.open(audience_settings)
     try:
-        service.ready()  # the library agrees the schema is current
+        service.store.ready()  # the library agrees the schema is current
     finally:
         service.close()
 
@@ -93,7 +93,7 @@ def test_commands_on_an_empty_database_say_run_db_upgrade(audience_settings, tmp
     assert not out.exists()
     assert not (tmp_path / "new-import-report.csv").exists()
     # and the refusal left the database empty: upgrading now finds nothing imported
-    service = Audience(audience_settings)
+    service = Audience.open(audience_settings)
     try:
         before, _ = service.upgrade()
         assert before is None

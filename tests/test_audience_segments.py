@@ -472,7 +472,7 @@ def test_lists_command_counts_active_members_per_list(sample_members, audience_s
 def test_lists_command_does_not_count_suppressed_members(sample_members, audience_settings, repo_root):
     from newsletter.audience.members import suppress
 
-    with sample_members.database.session() as session:
+    with sample_members.store.session() as session:
         suppress(session, sample_rows(repo_root)[0]["email"], "bounce", "test")
     result = run_cli(audience_settings, "lists")
     newsletter = re.search(r"^newsletter\s+([\d,]+)  ", result.stdout, re.MULTILINE)

@@ -51,7 +51,7 @@ def custom_settings(settings: Settings, vocabulary_dir: Path) -> Settings:
 
 def custom_audience(settings: Settings, vocabulary_dir: Path) -> Audience:
     """A second `Audience` on the same (already migrated) database, reading another vocabulary folder."""
-    return Audience(custom_settings(settings, vocabulary_dir))
+    return Audience.open(custom_settings(settings, vocabulary_dir))
 
 
 def run_cli(settings: Settings, *args: str, input: str | None = None) -> Result:
@@ -68,7 +68,7 @@ def error_lines(result: Result) -> list[str]:
 
 def segment_emails(audience: Audience, name: str) -> set[str]:
     """The segment's members as addresses, checking the SQL lists each member once and counts the same."""
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         ids = list(session.scalars(audience.segments.members(name)))
         assert len(ids) == len(set(ids)), f"{name}: a member is listed twice"
         assert audience.segments.count(session, name) == len(ids), f"{name}: count differs from members"
@@ -76,18 +76,18 @@ def segment_emails(audience: Audience, name: str) -> set[str]:
 
 
 def all_emails(audience: Audience) -> set[str]:
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         return set(session.scalars(select(Subscriber.email)))
 
 
 def member(audience: Audience, email: str) -> Subscriber | None:
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         return session.scalar(select(Subscriber).where(Subscriber.email_key == email.lower()))
 
 
 def consent_actions(audience: Audience, email: str) -> list[tuple[str, str]]:
     """(action, source) of each consent record of the member, oldest first."""
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         rows = session.execute(
             select(ConsentRecord.action, ConsentRecord.source)
             .join(Subscriber, Subscriber.id == ConsentRecord.subscriber_id)
@@ -100,9 +100,9 @@ def consent_actions(audience: Audience, email: str) -> list[tuple[str, str]]:
 def every_stored_value(audience: Audience) -> list[str]:
     """Every value in every row of every table (reflected, so nothing the models forget is missed)."""
     metadata = MetaData()
-    metadata.reflect(audience.database.engine)
+    metadata.reflect(audience.store.database.engine)
     values = []
-    with audience.database.engine.connect() as connection:
+    with audience.store.database.engine.connect() as connection:
         for table in metadata.sorted_tables:
             for row in connection.execute(table.select()):
                 values.extend(str(value) for value in row)

@@ -23,6 +23,7 @@ from delivery_support import (
     write_members,
 )
 from newsletter.audience import members
+from newsletter.audience.service import Audience
 from newsletter.db.models import MailingList, Status, Subscriber, Subscription, Suppression
 from newsletter.delivery import campaigns
 from newsletter.delivery.message import sender_domain
@@ -124,11 +125,11 @@ def housing_sending(database_url, server, tmp_path):
 
 def test_unsubscribed_suppressed_bounced_and_erased_members_get_nothing(housing_sending, server):
     sending = housing_sending
-    sending.audience.unsubscribe("h0@example.org")
-    with sending.audience.database.session() as session:
+    Audience(sending.store).unsubscribe("h0@example.org")
+    with sending.store.database.session() as session:
         members.suppress(session, "h1@example.org", "complaint", "test")
-    sending.audience.erase("h2@example.org")
-    assert sending.audience.member("bounced@example.org").subscriber.status == Status.BOUNCED
+    Audience(sending.store).erase("h2@example.org")
+    assert Audience(sending.store).member("bounced@example.org").subscriber.status == Status.BOUNCED
 
     campaign, size, stats = send_and_deliver(sending, ["housing"])
 
@@ -148,16 +149,16 @@ def test_leaving_after_the_campaign_started_is_respected(housing_sending, server
     sending = housing_sending
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
     domain = sender_domain(sending.settings)
-    assert campaigns.start(sending.audience, campaign.id, domain)
-    assert not campaigns.start(sending.audience, campaign.id, domain), "a campaign starts only once"
+    assert campaigns.start(sending.store, campaign.id, domain)
+    assert not campaigns.start(sending.store, campaign.id, domain), "a campaign starts only once"
     assert set(ledger(sending, campaign.id)) == set(HOUSING_MEMBERS)
 
-    sending.audience.unsubscribe("h4@example.org")
-    with sending.audience.database.session() as session:
+    Audience(sending.store).unsubscribe("h4@example.org")
+    with sending.store.database.session() as session:
         members.suppress(session, "h5@example.org", "complaint", "feedback loop")
-    sending.audience.erase("h6@example.org")
+    Audience(sending.store).erase("h6@example.org")
     joined = member_row("late@example.org", name="Joined Late", topics="housing")
-    sending.audience.import_csv(write_members(tmp_path / "late.csv", [joined]))
+    Audience(sending.store).import_csv(write_members(tmp_path / "late.csv", [joined]))
     assert "late@example.org" in audience_emails(sending, ["housing"])
 
     stats = sending.work(once=True, lease_seconds=30, retry_base_seconds=30)
@@ -173,12 +174,12 @@ def test_leaving_after_the_campaign_started_is_respected(housing_sending, server
     assert {rows[email].status for email in delivered} == {"sent"}
     assert campaign_status(sending, campaign.id) == "sent"
     assert sending.status(campaign.id).counts == {"sent": 7, "skipped": 2}
-    assert sending.audience.member("h4@example.org").subscriber.status == Status.UNSUBSCRIBED
+    assert Audience(sending.store).member("h4@example.org").subscriber.status == Status.UNSUBSCRIBED
 
 
 def test_a_campaign_to_nobody_finishes_at_once(housing_sending, server):
     for email in HOUSING_MEMBERS:
-        housing_sending.audience.unsubscribe(email)
+        Audience(housing_sending.store).unsubscribe(email)
 
     campaign, size, stats = send_and_deliver(housing_sending, ["housing"])
 

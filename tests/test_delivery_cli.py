@@ -170,12 +170,15 @@ def test_send_test_goes_to_the_given_address_only(sending, server):
     message = server.messages[0].message()
     assert message["Subject"] == f"[TEST] {SUBJECT}"
     assert message["To"] == "Ed@example.org"
-    assert re.fullmatch(r"<nl\.test\.\d+\.0@health-equity-network\.example\.org>", message["Message-ID"])
+    # The campaigns' form, `<nl.<id>.<tag>.<n>@domain>`, with the test send marked `t<id>`.
+    assert re.fullmatch(
+        r"<nl\.t\d+\.[a-z2-7]{16}\.0@health-equity-network\.example\.org>", message["Message-ID"]
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.get_content_type() == "multipart/alternative"
 
     assert run(sending.settings, "campaigns").stdout.startswith("No campaigns yet")
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         records = session.scalars(sql_select(TestSend)).all()
         assert [(r.issue_slug, r.addresses) for r in records] == [(SAMPLE_SLUG, ["Ed@example.org"])]
         assert list(records[0].results) == ["Ed@example.org"]

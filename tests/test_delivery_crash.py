@@ -245,8 +245,8 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(database_url, tmp_p
         with open_sending(settings) as sending:
             campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
             domain = sender_domain(settings)
-            assert campaigns.start(sending.audience, campaign.id, domain)
-            database = sending.audience.database
+            assert campaigns.start(sending.store, campaign.id, domain)
+            database = sending.store.database
 
             with database.session() as session:
                 (slow,) = ledger_module.claim(session, "slow-worker", 1, lease_seconds=0.2)
@@ -274,8 +274,8 @@ def test_an_expired_lease_makes_the_rows_due_again(database_url):
         with open_sending(settings) as sending:
             campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
             domain = sender_domain(settings)
-            assert campaigns.start(sending.audience, campaign.id, domain)
-            with sending.audience.database.session() as session:
+            assert campaigns.start(sending.store, campaign.id, domain)
+            with sending.store.database.session() as session:
                 dead = ledger_module.claim(session, "dead-worker", 10, lease_seconds=1)
             assert len(dead) == 10
             lease_end = utcnow() + dt.timedelta(seconds=1)

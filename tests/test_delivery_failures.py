@@ -29,6 +29,7 @@ from delivery_support import (
     work_until_finished,
     write_members,
 )
+from newsletter.audience.service import Audience
 from newsletter.db.models import Status, Suppression
 from newsletter.sink import MaildirSink
 from newsletter.testing.smtp import PostfixSmtpSink
@@ -81,7 +82,9 @@ def test_a_4xx_that_never_ends_fails_after_six_attempts(sending, server):
     assert "4.2.2" in (row.last_reply or "")
     assert server.attempts(GREY) == 6
     assert_each_once(server.messages, set(MEMBERS) - {GREY})
-    assert sending.audience.member(GREY).subscriber.status == Status.ACTIVE  # a full mailbox is no bounce
+    assert (
+        Audience(sending.store).member(GREY).subscriber.status == Status.ACTIVE
+    )  # a full mailbox is no bounce
 
 
 def test_a_policy_5xx_fails_but_keeps_the_member(sending, server):
@@ -96,7 +99,7 @@ def test_a_policy_5xx_fails_but_keeps_the_member(sending, server):
     assert "5.7.1" in (row.last_reply or "")
     assert server.attempts(POLICY) == 1  # a permanent refusal is not retried
     assert_each_once(server.messages, set(MEMBERS) - {POLICY})
-    view = sending.audience.member(POLICY)
+    view = Audience(sending.store).member(POLICY)
     assert view.subscriber.status == Status.ACTIVE
     assert view.suppressed is None
     assert POLICY in audience_emails(sending, ["housing"])
@@ -118,10 +121,10 @@ def test_a_hard_bounce_suppresses_the_address_for_good(sending, server, stage):
     row = ledger(sending, campaign.id)[GONE]
     assert (row.status, row.attempts) == ("bounced", 1)
     assert "5.1.1" in (row.last_reply or "")
-    view = sending.audience.member(GONE)
+    view = Audience(sending.store).member(GONE)
     assert view.subscriber.status == Status.BOUNCED
     assert view.suppressed == "bounced"
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         assert session.scalar(select(Suppression.email).where(Suppression.reason == "bounced")) == GONE
     assert GONE not in audience_emails(sending, ["housing"])
     assert GONE not in audience_emails(sending, ["everyone"])
@@ -247,7 +250,9 @@ def test_postfix_smtp_sink_answers(database_url, members_csv, flags, status, rep
             assert campaign_status(sending, campaign.id) == "sent"
         elif status == "failed":
             assert campaign_status(sending, campaign.id) == "sent"  # finished: nothing left to try
-            assert {sending.audience.member(email).subscriber.status for email in MEMBERS} == {Status.ACTIVE}
+            assert {Audience(sending.store).member(email).subscriber.status for email in MEMBERS} == {
+                Status.ACTIVE
+            }
         else:
             assert campaign_status(sending, campaign.id) == "sending"  # waiting to try again
 
@@ -327,7 +332,7 @@ def test_a_relay_without_smtputf8_fails_a_non_ascii_mailbox_clearly(database_url
         )
         assert rows["plain@example.org"].status == "sent"
         assert campaign_status(sending, campaign.id) == "sent"
-        assert sending.audience.member("josé@example.org").subscriber.status == Status.ACTIVE
+        assert Audience(sending.store).member("josé@example.org").subscriber.status == Status.ACTIVE
 
 
 def test_an_internationalised_domain_needs_no_smtputf8(database_url, unicode_csv):

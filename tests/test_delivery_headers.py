@@ -55,7 +55,7 @@ def delivered(database_url, tmp_path):
     with RecordingSMTPServer() as server:
         settings = delivery_settings(database_url, server.port)
         with open_sending(settings, path) as sending:
-            with sending.audience.database.session() as session:
+            with sending.store.database.session() as session:
                 session.execute(
                     update(Subscriber).where(Subscriber.email_key == "eve@example.org").values(name=EVE_NAME)
                 )
@@ -92,7 +92,7 @@ def test_headers_of_every_copy(delivered):
     sending, campaign_id, by_address, (before, after) = delivered
     tokens = Tokens(sending.settings.secret_key)
     rows = ledger(sending, campaign_id)
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         campaign = session.get(Campaign, campaign_id)
         tag = campaign_tag(campaign_id, campaign.created_at)  # the campaign's own part of its Message-IDs
     for address, received in by_address.items():

@@ -28,13 +28,13 @@ from newsletter.delivery.transport import Outcome, Reply
 
 def started(sending) -> int:
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-    assert campaigns.start(sending.audience, campaign.id, sender_domain(sending.settings))
+    assert campaigns.start(sending.store, campaign.id, sender_domain(sending.settings))
     return campaign.id
 
 
 def die_holding(sending, rows: int, lease_seconds: float) -> list[ledger_rules.Claimed]:
     """A worker leases `rows` rows and is never heard of again."""
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         return ledger_rules.claim(session, "dead-worker", rows, lease_seconds=lease_seconds)
 
 
@@ -76,18 +76,18 @@ def test_worker_once_exits_1_naming_rows_leased_beyond_its_wait(sending, server)
 def test_status_gives_no_time_left_for_rows_a_stopped_worker_still_holds(sending):
     campaign_id = started(sending)
     die_holding(sending, 10, lease_seconds=3)
-    with sending.audience.database.session() as session:  # a live worker sent 20 just now: a rate
+    with sending.store.database.session() as session:  # a live worker sent 20 just now: a rate
         live = ledger_rules.claim(session, "live-worker", 20, lease_seconds=60)
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         for row in live:
             ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60)
-    with sending.audience.database.session() as session:  # and holds a fresh lease on 5 more
+    with sending.store.database.session() as session:  # and holds a fresh lease on 5 more
         five = ledger_rules.claim(session, "live-worker", 5, lease_seconds=60)
 
     fresh = run(sending.settings, "status", str(campaign_id))
     assert "time left about" in fresh.stdout, fresh.stdout  # a live worker holds leases: an estimate
 
-    with sending.audience.database.session() as session:  # the live worker sends its five and stops
+    with sending.store.database.session() as session:  # the live worker sends its five and stops
         for row in five:
             ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60)
     time.sleep(2.2)  # over two thirds of the dead worker's lease has gone without its being renewed

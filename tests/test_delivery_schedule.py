@@ -56,7 +56,7 @@ def test_a_worker_sends_a_scheduled_campaign_at_its_time_and_not_before(sending,
 def scheduled_then_time_passes(sending, audience: str = "housing"):
     """A campaign scheduled for later, then its time passing with no worker running (moved back in time)."""
     campaign, size = sending.send(SAMPLE_SLUG, [audience], at="2099-06-01 10:00")
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         session.execute(
             update(Campaign).where(Campaign.id == campaign.id).values(send_at=dt.datetime(2023, 10, 20, 8, 0))
         )

@@ -131,7 +131,7 @@ def test_already_sent_is_one_rule_for_the_count_and_the_snapshot(sending):
     work(sending)
     planned = sending.plan(SAMPLE_SLUG, ["everyone"])
     campaign = sending.schedule(planned)
-    campaigns.start(sending.audience, campaign.id, sender_domain(sending.settings))
+    campaigns.start(sending.store, campaign.id, sender_domain(sending.settings))
     assert len(ledger(sending, campaign.id)) == planned.to_send == planned.members - planned.already
 
 
@@ -238,7 +238,7 @@ def test_a_test_send_as_a_member_is_her_version(sending, server):
 
 def test_status_says_no_worker_is_running_instead_of_a_time_left(sending):
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-    assert campaigns.start(sending.audience, campaign.id, sender_domain(sending.settings))
+    assert campaigns.start(sending.store, campaign.id, sender_domain(sending.settings))
 
     result = run(sending.settings, "status", str(campaign.id))
 
@@ -253,7 +253,7 @@ def test_status_says_no_worker_is_running_instead_of_a_time_left(sending):
 def test_status_of_a_campaign_due_long_ago_that_nothing_started_says_no_worker_is_running(sending):
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
     assert "no worker is running" not in run(sending.settings, "status", str(campaign.id)).stdout  # just made
-    with sending.audience.database.session() as session:
+    with sending.store.database.session() as session:
         moved = session.get(Campaign, campaign.id)
         moved.send_at -= dt.timedelta(minutes=5)
     result = run(sending.settings, "status", str(campaign.id))
@@ -262,8 +262,8 @@ def test_status_of_a_campaign_due_long_ago_that_nothing_started_says_no_worker_i
 
 def test_a_live_lease_means_a_worker_is_sending(sending):
     campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
-    campaigns.start(sending.audience, campaign.id, sender_domain(sending.settings))
-    with sending.audience.database.session() as session:
+    campaigns.start(sending.store, campaign.id, sender_domain(sending.settings))
+    with sending.store.database.session() as session:
         ledger_rules.claim(session, "worker-1", 10, lease_seconds=60)
     report = sending.status(campaign.id)
     assert not report.no_worker

@@ -43,7 +43,7 @@ def served(tmp_path):
         settings = web_settings(
             f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port, base_url=f"http://127.0.0.1:{port}"
         )
-        audience = Audience(settings)
+        audience = Audience.open(settings)
         audience.upgrade()
         with ServeProcess(settings, port=port) as server:
             yield server, audience, smtp
@@ -129,7 +129,7 @@ def test_sign_up_confirm_change_topics_receive_an_issue_and_unsubscribe_in_one_c
     assert audience.member("jo.bloggs@example.org").subscriber.status == Status.ACTIVE
 
     # 4. A real campaign to the newsletter list, delivered by a worker to the same SMTP server.
-    sending = Sending(audience.settings)
+    sending = Sending(server.settings)
     try:
         _, size = sending.send("2023-10", ["newsletter"])
         assert size == 1
@@ -179,7 +179,7 @@ def test_the_form_is_usable_with_the_keyboard_and_errors_are_tied_to_fields(brow
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.name || document.activeElement.id"))
     assert "website" not in reached
-    with audience.database.session() as session:
+    with audience.store.database.session() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
     page.close()
 

@@ -17,9 +17,9 @@ from web_support import SECRET, open_site, web_settings
 
 @pytest.fixture
 def database(database_url):
-    audience = Audience(web_settings(database_url, 25))
+    audience = Audience.open(web_settings(database_url, 25))
     audience.upgrade()
-    yield audience.database
+    yield audience.store.database
     audience.close()
 
 

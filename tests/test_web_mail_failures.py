@@ -54,7 +54,7 @@ def answer(response, address: str) -> tuple[int, str | None, str]:
 
 
 def subscribers(site, email: str) -> int:
-    with site.audience.database.session() as session:
+    with site.store.database.session() as session:
         return session.scalar(
             select(func.count()).select_from(Subscriber).where(Subscriber.email_key == email.lower())
         )

@@ -191,7 +191,7 @@ def test_changing_the_address_needs_the_new_one_confirmed(jo):
 def test_an_older_address_change_link_stops_when_another_change_is_asked(jo):
     jo.submit(jo.preferences, {"action": "email", "new_email": "first@example.org"})
     first = jo.last_link("first@example.org")
-    with jo.audience.database.session() as session:  # asked a minute later
+    with jo.store.database.session() as session:  # asked a minute later
         member = session.scalar(select(Subscriber).where(Subscriber.email_key == "jo@example.org"))
         member.pending_email_at = member.pending_email_at + dt.timedelta(minutes=1)
     assert jo.client.get(first).status_code == 410
@@ -320,7 +320,7 @@ def test_one_click_needs_the_exact_body(jo):
 
 def add_delivery(site, email):
     member = site.member(email)
-    with site.audience.database.session() as session:
+    with site.store.database.session() as session:
         campaign = Campaign(
             issue_slug="2023-10",
             issue_source="title: x",
@@ -396,7 +396,7 @@ def test_erasing_asks_first_then_leaves_only_the_hash_and_refuses_reimport(jo, t
     done = jo.submit(f"{path}/erase", {})
     assert done.status_code == 200 and "Your details are erased" in done.text
     assert "jo@example.org" not in done.text
-    with jo.audience.database.session() as session:
+    with jo.store.database.session() as session:
         assert session.scalars(select(Subscriber)).all() == []
         assert session.scalars(select(Delivery)).all() == []
         [suppression] = session.scalars(select(Suppression)).all()
@@ -424,7 +424,7 @@ def test_erasing_asks_first_then_leaves_only_the_hash_and_refuses_reimport(jo, t
 def test_a_suppressed_new_address_is_never_mailed_and_the_page_does_not_say_so(jo):
     from newsletter.audience import members
 
-    with jo.audience.database.session() as session:
+    with jo.store.database.session() as session:
         members.suppress(session, "blocked@example.org", "complaint", "test")
     sent = len(jo.smtp.messages)
     response = jo.submit(jo.preferences, {"action": "email", "new_email": "blocked@example.org"})

@@ -88,7 +88,7 @@ def test_links_of_a_member_who_erased_themselves_on_the_page_do_not_reach_the_ne
 
 def test_links_of_a_member_erased_by_the_cli_do_not_reach_the_next(site):
     kept = join(site, "jo@example.org", "Jo Leaver")
-    result = run_cli(site.audience.settings, "subscribers", "erase", "jo@example.org", "--yes")
+    result = run_cli(site.settings, "subscribers", "erase", "jo@example.org", "--yes")
     assert result.exit_code == 0, result.output
     theirs = join(site, "sam@example.org", "Sam Newcomer")
     check_links_are_dead(site, kept, "sam@example.org", "Sam Newcomer", theirs)
@@ -108,7 +108,7 @@ def test_a_row_that_gets_an_old_id_back_is_not_the_member_the_links_were_made_fo
     kept = join(site, "jo@example.org", "Jo Leaver")
     old_id = site.member("jo@example.org").id
     site.audience.erase("jo@example.org")
-    with site.audience.database.session() as session:
+    with site.store.database.session() as session:
         session.add(
             Subscriber(
                 id=old_id,
@@ -131,7 +131,7 @@ def test_every_member_gets_a_key_of_their_own(site, tmp_path):
     site.audience.import_csv(
         write_csv(tmp_path / "m.csv", "email\na@example.org\nb@example.org\nc@example.org\n")
     )
-    with site.audience.database.session() as session:
+    with site.store.database.session() as session:
         keys = session.scalars(select(Subscriber.link_key)).all()
     assert len(keys) == 5 and len(set(keys)) == 5
     assert all(re.fullmatch(r"[0-9A-F]{32}", key) for key in keys)

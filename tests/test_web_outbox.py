@@ -31,7 +31,7 @@ TRY_AGAIN = "We could not send you an email just now, so nothing was saved."
 
 def migrated(tmp_path, smtp_port: int):
     settings = web_settings(f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp_port)
-    audience = Audience(settings)
+    audience = Audience.open(settings)
     audience.upgrade()
     audience.close()
     return settings
@@ -40,9 +40,9 @@ def migrated(tmp_path, smtp_port: int):
 def add_members(settings, status: Status, emails: list[str]) -> list[tuple[int, str]]:
     """Members straight into the database (the pages are what is measured, not how members came);
     each one's id and link key."""
-    audience = Audience(settings)
+    audience = Audience.open(settings)
     try:
-        with audience.database.session() as session:
+        with audience.store.database.session() as session:
             added = [
                 Subscriber(
                     email=email,
@@ -61,9 +61,9 @@ def add_members(settings, status: Status, emails: list[str]) -> list[tuple[int, 
 
 
 def suppress(settings, emails: list[str]) -> None:
-    audience = Audience(settings)
+    audience = Audience.open(settings)
     try:
-        with audience.database.session() as session:
+        with audience.store.database.session() as session:
             for email in emails:
                 members.suppress(session, email, "complaint", "test")
     finally:
@@ -244,8 +244,8 @@ def test_while_the_relay_is_known_down_every_address_hears_the_same(database_url
     site = next(site_iterator)
     try:
         site.active_member("active@example.org")
-        add_members(site.audience.settings, Status.BOUNCED, ["bounced@example.org"])
-        suppress(site.audience.settings, ["suppressed@example.org"])
+        add_members(site.settings, Status.BOUNCED, ["bounced@example.org"])
+        suppress(site.settings, ["suppressed@example.org"])
         site.smtp.stop()  # nobody listens on the relay's port any more
         answers = {}
         for email in (

@@ -27,7 +27,7 @@ def settings(tmp_path):
     """A migrated SQLite database and a relay that takes every email."""
     with RecordingSMTPServer() as smtp:
         settings = web_settings(f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port)
-        audience = Audience(settings)
+        audience = Audience.open(settings)
         audience.upgrade()
         audience.close()
         yield settings
@@ -35,9 +35,9 @@ def settings(tmp_path):
 
 def recorded_address(settings, email: str) -> str | None:
     """The client address kept in the sign-up's consent record."""
-    audience = Audience(settings)
+    audience = Audience.open(settings)
     try:
-        with audience.database.session() as session:
+        with audience.store.database.session() as session:
             return session.scalar(
                 select(ConsentRecord.ip_address)
                 .join(Subscriber, Subscriber.id == ConsentRecord.subscriber_id)

@@ -22,7 +22,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def migrated(settings):
-    audience = Audience(settings)
+    audience = Audience.open(settings)
     audience.upgrade()
     audience.close()
     return settings

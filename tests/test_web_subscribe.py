@@ -23,7 +23,7 @@ def test_the_form_offers_the_vocabulary_and_the_versioned_consent_wording(site):
     response, _ = site.form("/subscribe")
     assert response.status_code == 200
     page = response.text
-    vocabulary = site.audience.vocabulary
+    vocabulary = site.store.vocabulary
     for kind in ("topics", "lists", "sectors", "regions"):
         for slug, name in getattr(vocabulary, kind).items():
             assert f'value="{slug}"' in page and name.replace("'", "&#39;") in page, (kind, slug)
@@ -113,7 +113,7 @@ def test_the_same_page_for_new_pending_active_unsubscribed_suppressed_and_erased
     site.audience.unsubscribe("left@example.org")
     site.active_member("erased@example.org")
     site.audience.erase("erased@example.org")
-    with site.audience.database.session() as session:
+    with site.store.database.session() as session:
         members.suppress(session, "blocked@example.org", "complaint", "test")
     sent_before = len(site.mail(4))
 

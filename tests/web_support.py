@@ -21,6 +21,7 @@ from sqlalchemy import MetaData, select
 from werkzeug.test import TestResponse
 
 from newsletter.audience.service import Audience
+from newsletter.audience.store import Store
 from newsletter.db.models import ConsentRecord, Subscriber
 from newsletter.settings import Settings
 from newsletter.testing.smtp import RecordingSMTPServer
@@ -56,7 +57,9 @@ class WebSite:
 
     app: Flask
     client: FlaskClient
-    audience: Audience
+    settings: Settings
+    store: Store  # the app's own Store
+    audience: Audience  # the CLI's member calls, over that Store
     smtp: RecordingSMTPServer
     tokens: Tokens
 
@@ -104,13 +107,13 @@ class WebSite:
     # --- Database ---
 
     def member(self, email: str) -> Subscriber | None:
-        with self.audience.database.session() as session:
+        with self.store.database.session() as session:
             return session.scalar(select(Subscriber).where(Subscriber.email_key == email.lower()))
 
     def consent(self, email: str) -> list[ConsentRecord]:
         member = self.member(email)
         assert member is not None, email
-        with self.audience.database.session() as session:
+        with self.store.database.session() as session:
             return list(
                 session.scalars(
                     select(ConsentRecord)
@@ -123,8 +126,8 @@ class WebSite:
         """Every row of every table, to show that something changed nothing (a refused form still
         counts towards the rate limit: `with_rate_limits=False` leaves the counters out)."""
         metadata = MetaData()
-        metadata.reflect(self.audience.database.engine)
-        with self.audience.database.engine.connect() as connection:
+        metadata.reflect(self.store.database.engine)
+        with self.store.database.engine.connect() as connection:
             return {
                 name: sorted(map(tuple, connection.execute(table.select())), key=repr)
                 for name, table in sorted(metadata.tables.items())
@@ -133,7 +136,7 @@ class WebSite:
 
     def key_of(self, subscriber_id: int) -> str | None:
         """A member's key by id (None if there is none), as `Tokens.read` asks for it."""
-        with self.audience.database.session() as session:
+        with self.store.database.session() as session:
             return session.scalar(select(Subscriber.link_key).where(Subscriber.id == subscriber_id))
 
     def token(self, purpose: str, email: str, age: int = 0) -> str:
@@ -156,11 +159,10 @@ def open_site(database_url: str, *, limits: Limits | None = None, **overrides: A
     """A migrated database, an SMTP server and the app; use as the body of a fixture."""
     with RecordingSMTPServer() as smtp:
         settings = web_settings(database_url, smtp.port, **overrides)
-        audience = Audience(settings)
-        audience.upgrade()
-        app = create_app(settings, limits=limits)
+        store = Store.open(settings)
+        store.upgrade()
+        app = create_app(settings, store=store, limits=limits)
         try:
-            yield WebSite(app, app.test_client(), audience, smtp, Tokens(SECRET))
+            yield WebSite(app, app.test_client(), settings, store, Audience(store), smtp, Tokens(SECRET))
         finally:
             close_app(app)
-            audience.close()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from newsletter.audience.service import Audience
+    from newsletter.audience.store import Store
     from newsletter.content.model import Issue
     from newsletter.delivery.campaigns import CampaignReport
     from newsletter.delivery.service import Sending
@@ -196,7 +197,7 @@ def preview(
         from newsletter.delivery.lookahead import describe, foresee
 
         sending = _sending(ctx)
-        profiles, regions = sending.profiles(as_email, segment), sending.audience.vocabulary.regions
+        profiles, regions = sending.profiles(as_email, segment), sending.store.vocabulary.regions
 
         def personalise(issue: Issue) -> list[Personal]:
             views = foresee(issue, profiles)
@@ -255,14 +256,23 @@ def demo(ctx: click.Context, out_dir: Path, serve: bool) -> None:
         )
 
 
+def _store(ctx: click.Context) -> Store:
+    """The command's one Store (database, vocabulary, segments), opened on first use, closed at the end."""
+    from newsletter.audience.store import Store
+
+    root = ctx.find_root()
+    store = root.meta.get("newsletter.store")
+    if store is None:
+        store = root.meta["newsletter.store"] = Store.open(_settings(ctx))
+        root.call_on_close(store.close)
+    return store
+
+
 def _audience(ctx: click.Context) -> Audience:
-    """The member database for this command; closed when the command ends."""
+    """The member calls, over the command's Store."""
     from newsletter.audience.service import Audience
 
-    settings = _settings(ctx)
-    audience = Audience(settings)
-    ctx.call_on_close(audience.close)
-    return audience
+    return Audience(_store(ctx))
 
 
 @cli.group()
@@ -276,7 +286,7 @@ def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database (safe to run any number of times)."""
     audience = _audience(ctx)
     before, after = audience.upgrade()
-    where = audience.database.display_url()
+    where = audience.store.database.display_url()
     if before == after:
         click.echo(f"{where}: already up to date (schema {after})")
     else:
@@ -447,10 +457,7 @@ def subscribers_erase(ctx: click.Context, email: str, yes: bool) -> None:
 def _sending(ctx: click.Context) -> Sending:
     from newsletter.delivery.service import Sending
 
-    settings = _settings(ctx)
-    sending = Sending(settings)
-    ctx.call_on_close(sending.close)
-    return sending
+    return Sending(_settings(ctx), _store(ctx))
 
 
 def _describe(report: CampaignReport) -> str:

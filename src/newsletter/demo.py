@@ -17,6 +17,7 @@ from pathlib import Path
 
 from newsletter.archive.build import build as build_archive
 from newsletter.audience.service import Audience
+from newsletter.audience.store import Store
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
 from newsletter.editor import Editor, write_edition
@@ -48,17 +49,18 @@ def run(
     page = write_static_preview(checked, settings.theme_dir, issue_out)
     say(f"preview:  open {display_path(page)} in a browser (phone and desktop widths, text part)")
 
-    audience = Audience(settings, editor.vocabulary)
+    store = Store.open(settings, editor.vocabulary)
+    audience = Audience(store)
     try:
-        _, schema = audience.upgrade()
-        say(f"database: {audience.database.display_url()} at schema {schema}")
+        _, schema = store.upgrade()
+        say(f"database: {store.database.display_url()} at schema {schema}")
         sample = settings.vocabulary_dir / SAMPLE_MEMBERS
         say(f"import:   {display_path(sample)}: {audience.import_csv(sample, source='demo: sample members')}")
         for segment, count in audience.segment_counts():
             say(f"segment:  {segment.name:<26} {count:>5}  {segment.description}")
-        _send(settings, audience, out_dir / "sink", say, progress)
+        _send(settings, store, out_dir / "sink", say, progress)
     finally:
-        audience.close()
+        store.close()
     site = out_dir / "site"
     report = build_archive(settings, site)
     say(f"archive:  {report.summary()}")
@@ -67,7 +69,7 @@ def run(
 
 def _send(
     settings: Settings,
-    audience: Audience,
+    store: Store,
     maildir: Path,
     say: Callable[[str], None],
     progress: Callable[[int], Callable[[WorkerStats], None]] | None,
@@ -75,7 +77,7 @@ def _send(
     with MaildirSink(maildir, port=0) as sink:
         local = dataclasses.replace(settings, smtp_url=f"smtp://127.0.0.1:{sink.port}")
         say(f"sink:     an SMTP server on 127.0.0.1:{sink.port} keeping mail in {display_path(maildir)}/")
-        sending = Sending(local, audience)
+        sending = Sending(local, store)
         # The demo may run again in the same folder: it re-sends knowingly (`send --resend`), and says so.
         planned = sending.plan(SAMPLE_ISSUE, [DEMO_AUDIENCE], resend=True)
         campaign, size = sending.schedule(planned), planned.to_send

@@ -34,13 +34,13 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, o
 from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses
+from newsletter.db import rules
 from newsletter.db.models import (
     MailingList,
     Status,
     Subscriber,
     SubscriberTopic,
     Subscription,
-    Suppression,
     Topic,
 )
 from newsletter.errors import Problem, ProblemsFound, UserError
@@ -48,7 +48,6 @@ from newsletter.vocabulary import Vocabulary
 from newsletter.yamlfile import YamlDocument, dotted, load_yaml
 
 SEGMENTS_FILE = "segments.yaml"
-NEVER_MAILED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 SELECTABLE_STATUSES = {Status.ACTIVE.value, Status.PENDING.value}
 YAML_BOOLEANS = {True: ["true", "yes", "y", "on"], False: ["false", "no", "n", "off"]}
 OPERATORS = ("all", "any", "not")
@@ -164,13 +163,10 @@ class Compiler:
         self.segments = segments
 
     def mailable(self, segment: Segment) -> ColumnElement[bool]:
-        base = [
-            Subscriber.status.not_in(NEVER_MAILED),
-            ~exists().where(Suppression.email_hash == Subscriber.email_hash),
-        ]
-        if not self.uses_status(segment):
-            base.append(Subscriber.status == Status.ACTIVE)
-        return and_(*base, segment.condition(self))
+        """The segment's members who may be mailed: active ones (`rules.mailable`), or, for a segment
+        that chooses statuses itself, any that have not left (`rules.reachable`)."""
+        base = rules.reachable() if self.uses_status(segment) else rules.mailable()
+        return and_(base, segment.condition(self))
 
     def uses_status(self, segment: Segment, seen: frozenset[str] = frozenset()) -> bool:
         """Whether the segment, or one it refers to, chooses statuses itself (else: active only)."""

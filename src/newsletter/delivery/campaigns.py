@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.audience.service import Audience
+from newsletter.audience.store import Store
 from newsletter.db.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
 from newsletter.delivery import ledger
 from newsletter.editor import Editor
@@ -126,7 +126,7 @@ class SendPlan:
 
 def plan(
     editor: Editor,
-    audience: Audience,
+    store: Store,
     slug: str,
     audiences: list[str],
     send_at: dt.datetime | None = None,
@@ -138,10 +138,10 @@ def plan(
     checked = editor.check(slug)
     if checked.problems:
         raise ProblemsFound(checked.problems)
-    audience.ready()
-    where = audience.segments.audience(list(audiences), audience.vocabulary.lists)
+    store.ready()
+    where = store.audience(audiences)
     count = select(func.count()).select_from(Subscriber)
-    with audience.database.session() as session:
+    with store.session() as session:
         members = session.scalar(count.where(where)) or 0
         already = session.scalar(count.where(where & ledger.has_issue(checked.issue.slug))) or 0
     return SendPlan(
@@ -170,21 +170,21 @@ def refuse_repeat(planned: SendPlan) -> None:
 
 def create(
     editor: Editor,
-    audience: Audience,
+    store: Store,
     slug: str,
     audiences: list[str],
     send_at: dt.datetime | None,
     resend: bool = False,
 ) -> tuple[Campaign, int]:
     """Check the issue, resolve the audience, and schedule the campaign; returns it and the audience size now."""
-    planned = plan(editor, audience, slug, audiences, send_at, resend)
+    planned = plan(editor, store, slug, audiences, send_at, resend)
     refuse_repeat(planned)
-    return schedule(audience, planned), planned.to_send
+    return schedule(store, planned), planned.to_send
 
 
-def schedule(audience: Audience, planned: SendPlan) -> Campaign:
+def schedule(store: Store, planned: SendPlan) -> Campaign:
     """Write the campaign a plan describes; a worker starts it when its time comes."""
-    with audience.database.session() as session:
+    with store.session() as session:
         campaign = Campaign(
             issue_slug=planned.slug,
             issue_source=planned.source,
@@ -212,10 +212,10 @@ def refuse_past(send_at: dt.datetime, text: str, timezone: str, now: dt.datetime
         )
 
 
-def start_due(audience: Audience, domain: str, now: dt.datetime | None = None) -> list[int]:
+def start_due(store: Store, domain: str, now: dt.datetime | None = None) -> list[int]:
     """Start every scheduled campaign whose time has come: fix its recipients in the ledger."""
     now = now or utcnow()
-    with audience.database.session() as session:
+    with store.session() as session:
         due = list(
             session.scalars(
                 select(Campaign.id).where(
@@ -225,14 +225,14 @@ def start_due(audience: Audience, domain: str, now: dt.datetime | None = None) -
         )
     started = []
     for campaign_id in due:
-        if start(audience, campaign_id, domain):
+        if start(store, campaign_id, domain):
             started.append(campaign_id)
     return started
 
 
-def start(audience: Audience, campaign_id: int, domain: str) -> bool:
+def start(store: Store, campaign_id: int, domain: str) -> bool:
     """Scheduled -> sending, with the snapshot, once; False if another worker already started it."""
-    with audience.database.session() as session:
+    with store.session() as session:
         issue_slug = session.scalar(select(Campaign.issue_slug).where(Campaign.id == campaign_id))
         if issue_slug is None:
             return False
@@ -247,7 +247,7 @@ def start(audience: Audience, campaign_id: int, domain: str) -> bool:
             return False
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
-        where = audience.segments.audience(list(campaign.audiences), audience.vocabulary.lists)
+        where = store.audience(campaign.audiences)
         campaign.recipients = ledger.snapshot(session, campaign, where, domain)
         if not campaign.recipients:
             campaign.status, campaign.finished_at = CampaignStatus.SENT, utcnow()

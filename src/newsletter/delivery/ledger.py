@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,7 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from newsletter.audience.members import suppress
-from newsletter.db.bulk import bind_processor, placeholder
+from newsletter.db import rules
+from newsletter.db.bulk import bind_processor
 from newsletter.db.models import (
     Campaign,
     CampaignStatus,
@@ -47,7 +49,6 @@ from newsletter.db.models import (
     Status,
     Subscriber,
     SubscriberTopic,
-    Suppression,
     Topic,
     utcnow,
 )
@@ -175,8 +176,7 @@ CLAIMED_ROWS = (
         Subscriber.name,
         Subscriber.region,
         Subscriber.format,
-        (Subscriber.status == Status.ACTIVE)
-        & ~exists().where(Suppression.email_hash == Subscriber.email_hash),
+        rules.mailable(),
         Subscriber.link_key,
     )
     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -292,14 +292,9 @@ def record(
             if reply.outcome == Outcome.DEFERRED:
                 values["last_reply"] = f"gave up after {claimed.attempts} attempts: {reply}"[:500]
     values["status"] = status
-    # Only the lease holder may record: a worker whose lease expired and was taken over writes nothing.
     session.execute(
         update(Delivery)
-        .where(
-            Delivery.id == claimed.delivery_id,
-            Delivery.status == DeliveryStatus.SENDING,
-            Delivery.lease_owner == claimed.worker,
-        )
+        .where(Delivery.id == claimed.delivery_id, rules.held_by(claimed.worker))
         .values(values)
         .execution_options(synchronize_session=False)
     )
@@ -309,37 +304,62 @@ def record(
 class SentRecorder:
     """Messages the relay accepted, marked sent straight through the driver on a connection of its own.
 
-    Only the lease holder's rows still in flight change. A worker writes a handful of accepted
-    messages every few milliseconds; through SQLAlchemy each such transaction costs about four times
-    what the driver needs (measured on SQLite: 131 µs of CPU against 34 µs for five rows). The
-    statement is written once for the dialect, and every value goes through its column's own bind
-    processor, as `db/bulk.py` does.
+    Only the lease holder's rows still in flight change (`rules.held_by`). A worker writes a handful
+    of accepted messages every few milliseconds; through SQLAlchemy each such transaction costs about
+    four times what the driver needs (measured on SQLite: 131 µs of CPU against 34 µs for five rows).
+    So the statement is built from the same expressions as `record`, compiled once for the dialect,
+    and each run of rows goes to the driver's `executemany`, every value through its column's own
+    bind processor, as `db/bulk.py` does.
     """
+
+    VARYING = ("row", "worker", "reply", "moment")  # the parameters that change from row to row
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
-        table = Delivery.__table__
-        quote = dialect.identifier_preparer.quote
-        mark = placeholder(dialect)
-        self.sql = (
-            f"UPDATE {quote(table.name)} SET {quote('status')} = {mark}, {quote('sent_at')} = {mark}, "
-            f"{quote('updated_at')} = {mark}, {quote('last_reply')} = {mark}, {quote('lease_owner')} = NULL, "
-            f"{quote('lease_expires_at')} = NULL "
-            f"WHERE {quote('id')} = {mark} AND {quote('status')} = {mark} AND {quote('lease_owner')} = {mark}"
+        moment = bindparam("moment", type_=Delivery.sent_at.type)
+        statement = (
+            update(Delivery)
+            .where(
+                Delivery.id == bindparam("row", type_=Delivery.id.type),
+                rules.held_by(bindparam("worker", type_=Delivery.lease_owner.type)),
+            )
+            .values(
+                status=DeliveryStatus.SENT,
+                sent_at=moment,
+                updated_at=moment,
+                last_reply=bindparam("reply", type_=Delivery.last_reply.type),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
         )
-        status = bind_processor(table.c.status.type, dialect)
-        self.sent, self.sending = status(DeliveryStatus.SENT), status(DeliveryStatus.SENDING)
-        self.moment = bind_processor(table.c.sent_at.type, dialect)
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        binds = {name: bind for bind, name in compiled.bind_names.items()}  # those in the statement
+        self.process = {name: bind_processor(bind.type, dialect) for name, bind in binds.items()}
+        self.fixed = {
+            name: self.process[name](bind.effective_value)
+            for name, bind in binds.items()
+            if name not in self.VARYING
+        }
+        # sqlite3 takes a tuple in the statement's order; psycopg a mapping by name.
+        self.order = tuple(compiled.positiontup or ()) if dialect.positional else None
         self.connection = engine.raw_connection()
 
     def __call__(self, results: list[tuple[Claimed, Reply]]) -> None:
         if not results:
             return
-        now = self.moment(utcnow())
-        rows = [
-            (self.sent, now, now, str(reply), row.delivery_id, self.sending, row.worker)
-            for row, reply in results
-        ]
+        process = self.process
+        now = process["moment"](utcnow())
+        rows: list[Any] = []
+        for row, reply in results:
+            values = {
+                **self.fixed,
+                "row": process["row"](row.delivery_id),
+                "worker": process["worker"](row.worker),
+                "reply": process["reply"](str(reply)),
+                "moment": now,
+            }
+            rows.append(tuple(values[name] for name in self.order) if self.order is not None else values)
         cursor = self.connection.cursor()
         try:
             cursor.executemany(self.sql, rows)
@@ -374,11 +394,7 @@ def release(session: Session, claimed: list[Claimed], relay_reply: Reply | None 
         values["last_reply"] = f"{RELAY_UNAVAILABLE}{relay_reply}"[:500]
     session.execute(
         update(Delivery)
-        .where(
-            Delivery.id.in_([c.delivery_id for c in claimed]),
-            Delivery.status == DeliveryStatus.SENDING,
-            Delivery.lease_owner == claimed[0].worker,
-        )
+        .where(Delivery.id.in_([c.delivery_id for c in claimed]), rules.held_by(claimed[0].worker))
         .values(values)
         .execution_options(synchronize_session=False)
     )
@@ -393,11 +409,7 @@ def renew(session: Session, claimed: list[Claimed], lease_seconds: float) -> Non
         now = utcnow()
         session.execute(
             update(Delivery)
-            .where(
-                Delivery.id.in_([c.delivery_id for c in claimed]),
-                Delivery.status == DeliveryStatus.SENDING,
-                Delivery.lease_owner == claimed[0].worker,
-            )
+            .where(Delivery.id.in_([c.delivery_id for c in claimed]), rules.held_by(claimed[0].worker))
             .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds), updated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -93,7 +93,7 @@ def campaign_tag(campaign_id: int, created_at: dt.datetime) -> str:
     return base64.b32encode(digest).decode("ascii").lower()
 
 
-def message_id_for(campaign_id: int, subscriber_id: int, domain: str, tag: str = "") -> str:
+def message_id_for(campaign_id: int | str, subscriber_id: int, domain: str, tag: str = "") -> str:
     """The same Message-ID every time, so a retried send is recognisably the same message.
 
     The ledger writes this form (with the campaign's `campaign_tag`) when a campaign's recipients

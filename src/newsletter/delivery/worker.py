@@ -35,17 +35,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from newsletter.audience.service import Audience
+from newsletter.audience.store import Store
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus, utcnow
 from newsletter.delivery import campaigns, ledger
-from newsletter.delivery.message import PreparedMessage, Recipient, sender_domain
+from newsletter.delivery.message import PreparedMessage, Recipient
+from newsletter.delivery.outbound import Outbound
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
 from newsletter.delivery.variants import Personaliser, VariantKey
 from newsletter.render.edition import Renderer
 from newsletter.schedule import CampaignScheduler
 from newsletter.settings import Settings
-from newsletter.tokens import Tokens
+from newsletter.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,10 @@ class _CampaignMessages:
     """
 
     def __init__(
-        self, campaign: Campaign, settings: Settings, renderer: Renderer, audience: Audience
+        self, campaign: Campaign, settings: Settings, renderer: Renderer, vocabulary: Vocabulary
     ) -> None:
         path = settings.issues_dir / campaign.issue_slug / "issue.yaml"
-        issue = load_issue(path, audience.vocabulary, text=campaign.issue_source)
+        issue = load_issue(path, vocabulary, text=campaign.issue_source)
         self.personaliser = Personaliser(issue)
         self.renderer = renderer
         self.settings = settings
@@ -119,8 +120,8 @@ class _Senders:
     Plain queues rather than an executor: a message costs one put and one get, no future.
     """
 
-    def __init__(self, transport: SmtpTransport, count: int) -> None:
-        self.transport = transport
+    def __init__(self, outbound: Outbound, count: int) -> None:
+        self.outbound = outbound
         self.jobs: queue.SimpleQueue[tuple[ledger.Claimed, str, bytes] | None] = queue.SimpleQueue()
         self.replies: queue.SimpleQueue[tuple[ledger.Claimed, Reply | BaseException]] = queue.SimpleQueue()
         self.in_flight: dict[int, ledger.Claimed] = {}
@@ -168,7 +169,7 @@ class _Senders:
         while (job := self.jobs.get()) is not None:
             row, sender, wire = job
             try:
-                reply: Reply | BaseException = self.transport.send_wire(sender, row.email, wire)
+                reply: Reply | BaseException = self.outbound.send(sender, row.email, wire)
             except BaseException as error:  # handed to the loop, which stops with it
                 reply = error
             self.replies.put((row, reply))
@@ -214,7 +215,7 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        audience: Audience,
+        store: Store,
         renderer: Renderer,
         *,
         worker_id: str | None = None,
@@ -228,7 +229,7 @@ class Worker:
         notice: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.audience = audience
+        self.store = store
         self.renderer = renderer
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_seconds = lease_seconds
@@ -238,11 +239,8 @@ class Worker:
         # Rows leased at a time: a claim costs a few statements whatever its size, so a bigger batch
         # spends less a message on it; rows left unsent (pause, stop) are given back at once.
         self.batch_size = batch_size or self.concurrency * 64
-        self.transport = transport or SmtpTransport(
-            settings.smtp_url, settings.max_rate, settings.domain_rate
-        )
-        self.tokens = Tokens(settings.secret_key)
-        self.domain = sender_domain(settings)
+        self.outbound = Outbound(settings, transport)
+        self.domain = self.outbound.domain
         self.messages: dict[int, _CampaignMessages] = {}
         self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
         self.stats = WorkerStats()
@@ -266,12 +264,12 @@ class Worker:
         stop = stop or threading.Event()
         scheduler = CampaignScheduler(self.settings.database_url, self._start_scheduled)
         scheduler.start()
-        senders = _Senders(self.transport, self.concurrency)
+        senders = _Senders(self.outbound, self.concurrency)
         try:
             while not stop.is_set():
                 scheduler.poke()
-                self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
-                with self.audience.database.session() as session:
+                self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+                with self.store.session() as session:
                     claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
                 if not claimed:
                     self._finish_campaigns()
@@ -290,7 +288,7 @@ class Worker:
         finally:
             senders.close()
             scheduler.shutdown()
-            self.transport.close()
+            self.outbound.close()
             if self.sent_recorder is not None:
                 self.sent_recorder.close()
                 self.sent_recorder = None
@@ -299,7 +297,7 @@ class Worker:
 
     def _start_scheduled(self, campaign_id: int) -> bool:
         """The scheduler's job: start a campaign whose time came, counted like those found due."""
-        started = campaigns.start(self.audience, campaign_id, self.domain)
+        started = campaigns.start(self.store, campaign_id, self.domain)
         if started:
             self.stats.started_campaigns.append(campaign_id)
         return started
@@ -310,7 +308,7 @@ class Worker:
         renew_at = time.monotonic() + self.lease_seconds / 3
         for index, row in enumerate(claimed):
             if time.monotonic() >= renew_at:  # a slow batch (rates, a slow relay) keeps its rows
-                with self.audience.database.session() as session:
+                with self.store.session() as session:
                     ledger.renew(
                         session, claimed[index:] + list(senders.in_flight.values()), self.lease_seconds
                     )
@@ -331,7 +329,7 @@ class Worker:
             prepared = self._messages(row.campaign_id).for_recipient(row)
             recipient = Recipient(row.subscriber_id, row.email, row.name, row.text_only, row.link_key)
             try:
-                sender, wire = prepared.wire(recipient, row.message_id, self.tokens)
+                sender, wire = self.outbound.wire(prepared, recipient, row.message_id)
             except ValueError as error:  # an address no header can carry: this member fails, not the run
                 replies.add(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
                 continue
@@ -342,7 +340,7 @@ class Worker:
                 if not senders.in_flight:
                     break
             if time.monotonic() >= renew_at:  # the last messages on a slow relay keep their rows too
-                with self.audience.database.session() as session:
+                with self.store.session() as session:
                     ledger.renew(session, list(senders.in_flight.values()), self.lease_seconds)
                 renew_at = time.monotonic() + self.lease_seconds / 3
             replies.wait_for(senders)
@@ -367,7 +365,7 @@ class Worker:
         if sent or any(reply is not None for _, reply in others):  # the relay answered about a recipient
             self.pause, self.outage_began = 0.0, None
         if others or unreached:
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 for row, reply in others:
                     self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
                 for row, reply in unreached:
@@ -378,12 +376,12 @@ class Worker:
 
     def _recorder(self) -> ledger.SentRecorder:
         if self.sent_recorder is None:
-            self.sent_recorder = ledger.SentRecorder(self.audience.database.engine)
+            self.sent_recorder = ledger.SentRecorder(self.store.database.engine)
         return self.sent_recorder
 
     def _release(self, rows: list[ledger.Claimed], relay_reply: Reply | None = None) -> None:
         if rows:
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 ledger.release(session, rows, relay_reply)
             if relay_reply is not None:
                 self.stats.relay_unavailable += len(rows)
@@ -399,7 +397,7 @@ class Worker:
         while not stop.is_set():
             self.pause = min(self.pause * 2, OUTAGE_PAUSE_CAP) if self.pause else self.outage_pause_seconds
             pause = self.pause
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 waiting = ledger.left(session)
             if once:
                 pause = min(pause, self.once_wait_seconds - self.waited)
@@ -419,8 +417,8 @@ class Worker:
             if stop.is_set():
                 break
             # A campaign whose time comes meanwhile still has its recipients fixed on time.
-            self.stats.started_campaigns += campaigns.start_due(self.audience, self.domain)
-            problem = self.transport.probe()
+            self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+            problem = self.outbound.probe()
             if problem is None:
                 self.notice(
                     f"the relay answers again, after {time.monotonic() - self.outage_began:.0f} s "
@@ -436,7 +434,7 @@ class Worker:
         lease runs out) are waited for, within `once_wait_seconds` in all, and then sent. True to look
         for due rows again; False when there are none left to wait for, or they would take too long
         (`stats.unfinished` names how many and when their lease ends)."""
-        with self.audience.database.session() as session:
+        with self.store.session() as session:
             held = ledger.leased_elsewhere(session, self.worker_id)
         if not held.count:
             return False
@@ -464,7 +462,7 @@ class Worker:
             self.waited += pause
             if time.monotonic() >= deadline:
                 return True
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 now_held = ledger.leased_elsewhere(session, self.worker_id)
             if not now_held.count or now_held.first_end != held.first_end:
                 return True
@@ -475,7 +473,7 @@ class Worker:
         now = time.monotonic()
         seen = self.status_seen.get(campaign_id)
         if seen is None or now - seen[0] > STATUS_CHECK_SECONDS:
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
             seen = (now, CampaignStatus(status) if status else CampaignStatus.CANCELLED)
             self.status_seen[campaign_id] = seen
@@ -484,16 +482,16 @@ class Worker:
     def _messages(self, campaign_id: int) -> _CampaignMessages:
         messages = self.messages.get(campaign_id)
         if messages is None:
-            with self.audience.database.session() as session:
+            with self.store.session() as session:
                 campaign = session.get(Campaign, campaign_id)
                 assert campaign is not None
                 session.expunge(campaign)
-            messages = _CampaignMessages(campaign, self.settings, self.renderer, self.audience)
+            messages = _CampaignMessages(campaign, self.settings, self.renderer, self.store.vocabulary)
             self.messages[campaign_id] = messages
         return messages
 
     def _finish_campaigns(self, ids: set[int] | None = None) -> None:
-        with self.audience.database.session() as session:
+        with self.store.session() as session:
             if ids is None:
                 ids = set(
                     session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING))
@@ -502,9 +500,9 @@ class Worker:
                 ledger.finish_if_done(session, campaign_id)
 
 
-def next_due(audience: Audience) -> dt.datetime | None:
+def next_due(store: Store) -> dt.datetime | None:
     """When the next scheduled campaign is due (for `newsletter campaigns` and the demo)."""
-    with audience.database.session() as session:
+    with store.session() as session:
         return session.scalar(
             select(Campaign.send_at)
             .where(Campaign.status == CampaignStatus.SCHEDULED)

@@ -13,12 +13,12 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+
+from newsletter.running import Running
 
 __all__ = ["TemporaryPostgres", "find_postgres_bindir"]
 
@@ -84,7 +84,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no server log)"
 
 
-class TemporaryPostgres:
+class TemporaryPostgres(Running):
     """A private PostgreSQL cluster in a temporary directory, for the lifetime of a `with` block.
 
     Tests and benchmarks get a real server (same SQL, locking and planner as production) without depending
@@ -119,7 +119,8 @@ class TemporaryPostgres:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
+        """initdb a cluster in a fresh temporary directory and start its server on a free port."""
         if self.directory is not None:
             raise RuntimeError("TemporaryPostgres is already running")
         self.bindir = self._bindir_override or find_postgres_bindir()
@@ -133,14 +134,9 @@ class TemporaryPostgres:
         except BaseException:
             self._cleanup()
             raise
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop the server and delete the cluster; safe to call twice."""
         self._cleanup()
 
     def _prepare_ownership(self) -> None:

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletter.audience.membership import LinkProblem
-from newsletter.audience.service import Audience
+from newsletter.audience.store import Store
 from newsletter.errors import UserError
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
@@ -53,7 +53,7 @@ class Site:
     """What every page uses, built once per app."""
 
     settings: Settings
-    audience: Audience
+    store: Store
     tokens: Tokens
     outbox: Outbox
     limiter: RateLimiter
@@ -77,9 +77,15 @@ def site() -> Site:
 
 
 def create_app(
-    settings: Settings, *, limits: Limits | None = None, proxies: int = 0, senders: int = SENDERS
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    limits: Limits | None = None,
+    proxies: int = 0,
+    senders: int = SENDERS,
 ) -> Flask:
-    """The subscriber pages for `settings`. `proxies` is how many reverse proxies stand in front (their
+    """The subscriber pages for `settings`, over `store` (opened here when not given; `close_app`
+    closes it either way). `proxies` is how many reverse proxies stand in front (their
     X-Forwarded-For and -Proto are then trusted for the client's address); 0 trusts none. `senders`
     is how many threads send the pages' emails, so at most that many requests wait on a relay that
     hangs (`web/outbox.py`)."""
@@ -96,15 +102,15 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
-    audience = Audience(settings)
-    audience.ready()
+    store = store or Store.open(settings)
+    store.ready()
     csrf = security.Csrf(settings.secret_key, secure_cookie=settings.base_url.startswith("https://"))
     app.extensions["newsletter"] = Site(
         settings=settings,
-        audience=audience,
+        store=store,
         tokens=Tokens(settings.secret_key),
         outbox=Outbox(Mailer(settings, web_theme), senders=senders),
-        limiter=RateLimiter(audience.database, settings.secret_key),
+        limiter=RateLimiter(store.database, settings.secret_key),
         limits=limits or Limits(),
         consent=Consent.load(web_theme / "consent.yaml"),
         csrf=csrf,
@@ -126,7 +132,7 @@ def close_app(app: Flask) -> None:
     """Stop the outbox (and its SMTP connections) and close the database pool (when the server stops)."""
     here: Site = app.extensions["newsletter"]
     here.outbox.close()
-    here.audience.close()
+    here.store.close()
 
 
 ERRORS = {

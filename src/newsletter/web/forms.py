@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from newsletter.audience import addresses
-from newsletter.audience.importer import LIMITS
 from newsletter.audience.membership import Profile
+from newsletter.audience.profile import TEXT_LIMITS, FieldProblem, TooLong, email_format, tidy, within
 from newsletter.db.models import Format
 from newsletter.vocabulary import Vocabulary
 
@@ -43,13 +43,17 @@ class Checked:
 
 
 def text(form: FormInput, name: str, checked: Checked, limit: int, required: str | None = None) -> str:
-    """One line of text: control characters and runs of spaces become one space; at most `limit`."""
-    value = " ".join(_CONTROL.sub(" ", str(form.get(name, "") or "")).split())
+    """One line of text: control characters too (a form is typed or pasted by anyone) and runs of
+    spaces become one space (`profile.tidy`, as an import does); at most `limit` (`profile.within`)."""
+    value = tidy(_CONTROL.sub(" ", str(form.get(name, "") or "")))
     checked.values[name] = value
     if not value and required:
         checked.errors[name] = required
-    elif len(value) > limit:
-        checked.errors[name] = f"Please keep this to {limit} characters (it has {len(value)})."
+        return value
+    try:
+        within(name, value, limit)
+    except TooLong as problem:
+        checked.errors[name] = f"Please keep this to {problem.limit} characters (it has {problem.length})."
     return value
 
 
@@ -67,8 +71,8 @@ def email(form: FormInput, name: str, checked: Checked) -> str:
 
 def profile(form: FormInput, vocabulary: Vocabulary, checked: Checked, with_format: bool) -> Profile:
     """Name, organisation, sector, region, topics, lists (and format on the preferences page)."""
-    name = text(form, "name", checked, LIMITS["name"])
-    organisation = text(form, "organisation", checked, LIMITS["organisation"])
+    name = text(form, "name", checked, TEXT_LIMITS["name"])
+    organisation = text(form, "organisation", checked, TEXT_LIMITS["organisation"])
     sector = _one_of(form, "sector", vocabulary.sectors, checked)
     region = _one_of(form, "region", vocabulary.regions, checked)
     topics = _some_of(form, "topics", vocabulary.topics, checked)
@@ -78,8 +82,8 @@ def profile(form: FormInput, vocabulary: Vocabulary, checked: Checked, with_form
         raw = str(form.get("format", "") or "")
         checked.values["format"] = raw
         try:
-            chosen_format = Format(raw)
-        except ValueError:
+            chosen_format = email_format(raw, exact=True)  # one of the form's own two values
+        except FieldProblem:
             checked.errors["format"] = "Choose how you would like the emails: designed (HTML) or plain text."
     return Profile(name, organisation, sector, region, topics, lists, chosen_format)
 

@@ -56,7 +56,7 @@ def absolute(endpoint: str, **values: Any) -> str:
 
 def link(purpose: str, token: str) -> Link:
     """The member behind the URL's token, for a page that only shows them (read in its own session)."""
-    with site().audience.database.session() as session:
+    with site().store.session() as session:
         return membership.member_for(session, site().tokens, purpose, token)
 
 
@@ -91,7 +91,7 @@ def health() -> tuple[str, int, dict[str, str]]:
 def subscribe_form(
     checked: forms.Checked | None = None, status: int = 200, problem: str = ""
 ) -> tuple[str, int]:
-    vocabulary = site().audience.vocabulary
+    vocabulary = site().store.vocabulary
     checked = checked or forms.Checked(
         values={"lists": ["newsletter"] if "newsletter" in vocabulary.lists else []}
     )
@@ -115,7 +115,7 @@ def subscribe() -> tuple[str, int]:
 def subscribe_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     here = site()
     if not here.csrf.valid():
-        _, _, checked = forms.sign_up(request.form, here.audience.vocabulary)
+        _, _, checked = forms.sign_up(request.form, here.store.vocabulary)
         checked.errors.clear()
         return subscribe_form(
             checked, 400, problem="This form had expired. Please check it and send it again."
@@ -124,12 +124,12 @@ def subscribe_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         return sent_page(request.form.get("email", ""))
     if not here.limiter.hit("client", request.remote_addr or "", here.limits.per_client):
         return too_many(here.limits.per_client)
-    address, profile, checked = forms.sign_up(request.form, here.audience.vocabulary)
+    address, profile, checked = forms.sign_up(request.form, here.store.vocabulary)
     if not checked.ok:
         return subscribe_form(checked, 400)
     if not here.limiter.hit("address", addresses.key(address), here.limits.per_address):
         return too_many(here.limits.per_address)
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         outcome = membership.sign_up(session, address, profile, here.consent.version, client())
     if not sign_up_email(outcome):  # what the sign-up wrote is taken back (`withdraw_sign_up`)
         body, status = subscribe_form(checked, 503, problem=NOT_SENT)
@@ -150,10 +150,10 @@ def sign_up_email(outcome: membership.SignUp) -> bool:
     purpose, endpoint = SIGN_UP_LINKS[Reply(kind)]
     token = here.tokens.make(purpose, outcome.subscriber_id or 0, outcome.link_key)
     letter = Letter(kind, outcome.email, absolute(endpoint, token=token), send=mailed)
-    database = here.audience.database
+    store = here.store
 
     def withdraw() -> None:
-        with database.session() as session:
+        with store.session() as session:
             membership.withdraw_sign_up(session, outcome)
 
     return here.outbox.post(letter, withdraw)
@@ -171,7 +171,7 @@ def sent_page(address: str) -> tuple[str, int]:
 def confirm(token: str) -> tuple[str, int]:
     """The button, while the sign-up the link was sent for waits (`membership.confirmable`)."""
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         found = membership.member_for(session, here.tokens, "confirm", token)
         waiting = membership.confirmable(session, found)
     if not waiting:
@@ -188,7 +188,7 @@ def confirm_post(token: str) -> tuple[str, int]:
     """Confirms the sign-up the link was sent for, once; a link already used, or overtaken by a later
     sign-up or by leaving, answers "already used" (410) and changes nothing."""
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         found = membership.member_for(session, here.tokens, "confirm", token)
         member = found.member
         if membership.confirmable(session, found) and not here.csrf.valid():
@@ -238,7 +238,7 @@ ADDRESS_NOT_SENT = (
 @blueprint.get("/preferences/<token>")
 def preferences(token: str) -> tuple[str, int]:
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         member = membership.member_for(session, here.tokens, "preferences", token).member
         current = membership.current_profile(session, member)
     values = current.as_details()
@@ -267,7 +267,7 @@ def preferences_page(
         errors=checked.errors,
         email_values=(email_checked or forms.Checked()).values,
         email_errors=(email_checked or forms.Checked()).errors,
-        vocabulary=here.audience.vocabulary,
+        vocabulary=here.store.vocabulary,
         note=note,
         problem=problem,
         unsubscribe_token=here.tokens.make("unsubscribe", member.id, member.link_key),
@@ -282,7 +282,7 @@ def preferences_post(token: str) -> Any:
     action = request.form.get("action", "save")
     if action not in ("save", "email", "revoke"):
         raise BadRequest("unknown action")
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         member = membership.member_for(session, here.tokens, "preferences", token).member
         if not here.csrf.valid():
             values = membership.current_profile(session, member).as_details()
@@ -313,7 +313,7 @@ def after_commit(send: Callable[[], bool], not_sent: Callable[[], Any]) -> None:
 
 def save_preferences(session: Session, member: Subscriber, token: str) -> Any:
     checked = forms.Checked()
-    profile = forms.profile(request.form, site().audience.vocabulary, checked, with_format=True)
+    profile = forms.profile(request.form, site().store.vocabulary, checked, with_format=True)
     if not checked.ok:
         return preferences_page(member, token, checked, 400)
     changed = membership.update_preferences(session, member, profile, client())
@@ -339,10 +339,10 @@ def change_address(session: Session, member: Subscriber, token: str) -> Any:
         link = absolute(
             "subscriber.change_email", token=here.tokens.make("email", member.id, member.link_key)
         )
-        member_id, typed, database = member.id, checked.values, here.audience.database
+        member_id, typed, store = member.id, checked.values, here.store
 
         def forget() -> None:  # the link did not go: the waiting change is forgotten
-            with database.session() as session:
+            with store.session() as session:
                 waiting = session.get(Subscriber, member_id)
                 if waiting is not None:
                     membership.withdraw_email_change(session, waiting, send_to)
@@ -356,7 +356,7 @@ def change_address(session: Session, member: Subscriber, token: str) -> Any:
 
 def address_not_sent(member_id: int, token: str, typed: dict[str, Any]) -> tuple[str, int, dict[str, str]]:
     """The link to a new address did not go (the change is forgotten): show the form again as typed."""
-    with site().audience.database.session() as session:
+    with site().store.session() as session:
         member = session.get(Subscriber, member_id)
         if member is None:  # erased in the meantime
             raise LinkProblem("gone")
@@ -405,7 +405,7 @@ def change_email_page(found: Link, token: str, status: int = 200, problem: str =
 @blueprint.post("/email/<token>")
 def change_email_post(token: str) -> tuple[str, int]:
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         found = membership.member_for(session, here.tokens, "email", token)
         if not here.csrf.valid():
             return change_email_page(found, token, 400, problem=PRESS_AGAIN)
@@ -429,9 +429,9 @@ def change_email_post(token: str) -> tuple[str, int]:
 def unsubscribe_page(found: Link, token: str, status: int = 200, problem: str = "") -> tuple[str, int]:
     here = site()
     member = found.member
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         view = members.describe(session, member)
-    names = here.audience.vocabulary.lists
+    names = here.store.vocabulary.lists
     on = [(slug, names.get(slug, slug)) for slug, subscribed in view.lists if subscribed]
     preferences = None
     if membership.link_is_current(member, found.issued_at):  # an older link must not get round a revocation
@@ -460,7 +460,7 @@ def unsubscribe_post(token: str) -> tuple[str, int]:
     """RFC 8058 one-click (no cookie, no CSRF token: the link is the authority), or the page's buttons."""
     here = site()
     one_click = request.form.get("List-Unsubscribe") == ONE_CLICK
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         try:
             found = membership.member_for(session, here.tokens, "unsubscribe", token)
         except LinkProblem as problem:
@@ -474,13 +474,13 @@ def unsubscribe_post(token: str) -> tuple[str, int]:
         if not here.csrf.valid():
             return unsubscribe_page(found, token, 400, problem=PRESS_AGAIN)
         choice = request.form.get("list", "")
-        if choice and choice not in here.audience.vocabulary.lists:
+        if choice and choice not in here.store.vocabulary.lists:
             raise BadRequest("unknown list")
         members.unsubscribe(session, member, "unsubscribe page", choice or None, **client().how())
     # A fresh preferences link only for a link made since the member last revoked theirs.
     current = member if membership.link_is_current(member, found.issued_at) else None
     if choice:
-        name = here.audience.vocabulary.lists[choice]
+        name = here.store.vocabulary.lists[choice]
         return done_page(
             "You have left a list",
             f"You will no longer receive “{name}”. Your other lists are unchanged.",
@@ -501,7 +501,7 @@ def data(token: str) -> tuple[str, int]:
 @blueprint.get("/data/<token>/download")
 def data_download(token: str) -> Response:
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         member = membership.member_for(session, here.tokens, "data", token).member
         held = membership.export(session, member)
     body = json.dumps(held, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
@@ -521,7 +521,7 @@ def erase(token: str) -> tuple[str, int]:
 @blueprint.post("/data/<token>/erase")
 def erase_post(token: str) -> tuple[str, int]:
     here = site()
-    with here.audience.database.session() as session:
+    with here.store.session() as session:
         member = membership.member_for(session, here.tokens, "data", token).member
         if not here.csrf.valid():
             return page(

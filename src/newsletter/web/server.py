@@ -39,11 +39,12 @@ def serve(
     """Serve until stopped (Ctrl-C or SIGTERM). Refuses the default secret key unless `debug`."""
     if settings.secret_key == DEFAULT_SECRET_KEY and not debug:
         raise UserError(DEFAULT_KEY_REFUSED)
+    from newsletter.audience.store import Store
     from newsletter.web.app import close_app, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Half the threads at most wait on the relay's answer: the others serve every other page meanwhile.
-    app = create_app(settings, proxies=proxies, senders=max(1, threads // 2))
+    app = create_app(settings, store=Store.open(settings), proxies=proxies, senders=max(1, threads // 2))
     try:
         if debug:
             announce(f"Debug server (never for production) on http://{host}:{port}/subscribe")
