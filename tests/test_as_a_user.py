@@ -229,6 +229,10 @@ def test_a_networks_first_month_from_init_to_one_click_unsubscribe(network, brow
     messages = wait_for_mail(maildir, 4)  # the test copy and three members
     test_copy = next(m for m in messages if m["Subject"].startswith("[TEST] "))
     assert "Building a Fairer Gwent" not in test_copy.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    # The test copy left the way the members' messages did: Message-IDs of one form, each its own tag.
+    member_copy = next(m for m in messages if not m["Subject"].startswith("[TEST] "))
+    assert re.fullmatch(r"<nl\.t\d+\.[a-z2-7]{16}\.0@[^>]+>", test_copy["Message-ID"])
+    assert re.fullmatch(rf"<nl\.{campaign[1]}\.[a-z2-7]{{16}}\.\d+@[^>]+>", member_copy["Message-ID"])
     twice = newsletter(folder, "send", SLUG, "--to", "everyone", "--yes", ok=False)
     assert twice.returncode == 1 and "already got" in twice.stderr and "--resend" in twice.stderr
     status = newsletter(folder, "status", campaign[1], "--failed")

@@ -284,9 +284,9 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database (safe to run any number of times)."""
-    audience = _audience(ctx)
-    before, after = audience.upgrade()
-    where = audience.store.database.display_url()
+    store = _store(ctx)
+    before, after = store.upgrade()
+    where = store.database.display_url()
     if before == after:
         click.echo(f"{where}: already up to date (schema {after})")
     else:
