@@ -19,17 +19,12 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from newsletter import csvsafe
+from newsletter.audience.profile import FIELDS
 from newsletter.db.models import MailingList, Subscriber, SubscriberTopic, Subscription, Topic
 
 COLUMNS = (
     "email",
-    "name",
-    "organisation",
-    "sector",
-    "region",
-    "place",
-    "language",
-    "format",
+    *FIELDS,  # a member's own details, in the order an import reads them
     "status",
     "lists",
     "topics",
