@@ -16,9 +16,7 @@ import mailbox
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -31,11 +29,10 @@ import pytest
 from playwright.sync_api import Browser
 
 from browser_support import launch_browser, one_click_post, open_page, overflow, screenshot
-from newsletter.running import terminate
+from user_support import NEWSLETTER, Background, free_port, newsletter, uncomment, user_environment
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-NEWSLETTER = Path(sys.executable).with_name("newsletter")  # the console script pip installed
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ISSUE = REPO_ROOT / "issues" / "2023-10" / "issue.yaml"
 SLUG = "2024-01"
@@ -47,76 +44,6 @@ laura.morgan@blaenau-gwent.gov.example,Laura Morgan,Blaenau Gwent Council,local-
 zara.begum@blaenau-gwent.gov.example,Zara Begum,Blaenau Gwent Council,local-government,wales,Blaenau Gwent,local-government,
 amir.khan@leeds.ac.example,Amir Khan,University of Leeds,academia,yorkshire-humber,Leeds,,
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def user_environment() -> dict[str, str]:
-    """The user's shell: no NEWSLETTER_* settings of the test runner's leaking in."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
-
-
-def newsletter(
-    folder: Path, *args: str, ok: bool = True, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """`newsletter ARGS` typed in `folder`; never a traceback, whatever the outcome."""
-    done = subprocess.run(
-        [str(NEWSLETTER), *args],
-        cwd=folder,
-        env=env or user_environment(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr
-    if ok:
-        assert done.returncode == 0, f"newsletter {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-class Background:
-    """A long-running `newsletter` command (sink, serve), stopped with SIGTERM like Ctrl-C."""
-
-    def __init__(self, folder: Path, *args: str, port: int, env: dict[str, str] | None = None) -> None:
-        self.log = folder / f"{args[0]}-{port}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(NEWSLETTER), *args],
-                cwd=folder,
-                env=env or user_environment(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"newsletter {args[0]} did not start: {self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> str:
-        terminate(self.process)
-        return self.output()
-
-
-def uncomment(settings_file: Path, **values: str) -> None:
-    """What a user does to newsletter.toml: take the '# ' off a key and give it their value."""
-    text = settings_file.read_text(encoding="utf-8")
-    for key, value in values.items():
-        text, count = re.subn(rf"^# {key} = .*$", f'{key} = "{value}"', text, flags=re.M)
-        assert count == 1, key
-    settings_file.write_text(text, encoding="utf-8")
 
 
 def maildir_messages(folder: Path) -> list[EmailMessage]:

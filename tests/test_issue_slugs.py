@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ from newsletter.cli import cli
 from newsletter.editor import Editor
 from newsletter.errors import UserError
 from newsletter.settings import Settings
+from user_support import NEWSLETTER
 
-NEWSLETTER = Path(sys.executable).with_name("newsletter")
 RULE = "cannot name an issue: use lower-case letters, digits and hyphens, such as 2023-11"
 
 

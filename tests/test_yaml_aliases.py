@@ -15,9 +15,10 @@ import textwrap
 import time
 from pathlib import Path
 
+from user_support import NEWSLETTER
+
 MEMORY_CAP = 1024**3  # bytes of address space for the child; a normal `check` needs far less
 PROMPT = 20  # seconds; the answer comes in about one, most of it Python starting up
-NEWSLETTER = Path(sys.executable).with_name("newsletter")
 
 
 def laughs(levels: int = 9, indent: str = "") -> str:
