@@ -17,6 +17,7 @@ from archive_support import issue_yaml, settings_for, write
 from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance, palettes
 from newsletter.archive.build import build
 from newsletter.content.model import CallToAction, Contact, Links, Story
+from newsletter.render.markdown import typographer
 from newsletter.render.web import WebIssue, WebRenderer, relative_link
 from newsletter.web.archive import archive_blueprint
 from web_support import open_site
@@ -57,7 +58,7 @@ def test_web_version_has_every_section_of_the_sample_in_order(sample, sample_pag
             assert f'href="mailto:{model.email}"' in sample_page
         for item in section.items:
             assert f'id="{item.anchor}"' in sample_page
-            assert escape(item.title) in sample_page
+            assert escape(typographer(item.title)) in sample_page
     assert positions == sorted(positions)
     assert sample_page.count('class="section') == 11
 

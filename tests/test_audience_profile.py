@@ -59,16 +59,20 @@ def test_too_long_gives_its_length_and_limit_for_a_form_to_word():
     assert profile.within("email", "y" * 320, 320) == "y" * 320
 
 
-@pytest.mark.parametrize("tag", ["en-GB", "cy", "pa-Guru-IN", "eng-abcdefgh-bb-cc"])
+@pytest.mark.parametrize("tag", ["en-GB", "cy", "pa-Guru-IN", "en-GB-oxendict"])
 def test_language_tags_are_kept(tag):
     assert profile.language(tag) == tag
+
+
+def test_a_language_tag_in_any_case_is_kept_in_its_usual_case():
+    assert profile.language("EN-gb") == "en-GB"  # BCP 47 tags ignore case; the one rule issues use
 
 
 @pytest.mark.parametrize(
     ("typed", "expected"),
     [
         ("English", "language must be a tag such as en-GB or cy, not 'English'"),
-        ("EN-gb", "language must be a tag such as en-GB or cy, not 'EN-gb'"),
+        ("en-gb-cy", "language must be a tag such as en-GB or cy, not 'en-gb-cy'"),
         ("en-GB-" + "a" * 14, "language must be a tag such as en-GB or cy, not 'en-GB-aaaaaaaaaaaaaa'"),
         ("x" * 10_000, "language must be a tag such as en-GB or cy, not '" + "x" * 59 + "…'"),
     ],
@@ -109,8 +113,9 @@ def test_words_by_slug_or_name_in_any_case(vocabulary):
         profile.word(vocabulary, "sectors", "nhss")
     assert caught.value.field == "sector"
     assert str(caught.value).startswith(
-        "unknown sector 'nhss' (did you mean 'nhs'?); the sectors are listed in "
+        "unknown sector 'nhss' (did you mean 'nhs'?); closest sectors: nhs (NHS and health and care), "
     )
+    assert str(caught.value).endswith("; all sectors are listed in subscribers/sectors.yaml")
     assert message(profile.word, vocabulary, "topics", "housign").startswith(
         "unknown topic 'housign' (did you mean 'housing'?)"
     )

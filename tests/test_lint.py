@@ -208,7 +208,7 @@ def test_read_the_report_links_without_their_names_are_reported(tmp_path, repo_r
         tmp_path,
         repo_root,
         "email/sections/publications.mjml.j2",
-        ' aria-label="Read the report: {{ item.title }}"',
+        ' aria-label="Read the report: {{ item.title | typographer }}"',
         "",
     )
     [problem] = Editor(settings).check("2023-10").problems

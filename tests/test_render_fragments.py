@@ -77,7 +77,9 @@ def test_preview_shows_a_theme_edit_at_once(tmp_path, repo_root):
         assert "Marmot place news:" not in email()
         partial = theme / "email" / "sections" / "places.mjml.j2"
         edited = partial.read_text(encoding="utf-8").replace(
-            "<h2>{{ section.heading }}", "<h2>Marmot place news: {{ section.heading }}", 1
+            "<h2>{{ section.heading | typographer }}",
+            "<h2>Marmot place news: {{ section.heading | typographer }}",
+            1,
         )
         partial.write_text(edited, encoding="utf-8")
         css = theme / "email" / "theme.css"

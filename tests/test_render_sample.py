@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from newsletter.content import fields
+from newsletter.render.markdown import typographer
 from newsletter.render.placeholders import PERSONAL_LINKS
 
 PLACEHOLDERS = sorted(PERSONAL_LINKS.values())
@@ -63,9 +64,10 @@ def urls_of(issue) -> list[str]:
 
 
 def headings_of(issue) -> list[str]:
-    """What each section shows as its heading: a heading, a story's title, a button's label."""
+    """What each section shows as its heading: a heading, a story's title, a button's label (typeset:
+    curly apostrophes, as in the bodies)."""
     return [
-        getattr(section, "heading", None) or getattr(section, "title", None) or section.label
+        typographer(getattr(section, "heading", None) or getattr(section, "title", None) or section.label)
         for section in issue.sections
     ]
 
@@ -74,7 +76,9 @@ def item_titles_of(issue) -> list[str]:
     titles = []
     for section in issue.sections:
         for item in getattr(section, "items", ()):
-            titles.append(getattr(item, "title", None) or getattr(item, "place", None) or item.label)
+            titles.append(
+                typographer(getattr(item, "title", None) or getattr(item, "place", None) or item.label)
+            )
     return titles
 
 

@@ -22,6 +22,7 @@ from newsletter.content.model import (
     PlaceUpdate,
     Publication,
     Publications,
+    Quote,
     Story,
 )
 
@@ -47,6 +48,11 @@ sections:
       src: https://example.org/homes.jpg
       alt: New homes in Leeds
       width: 480
+    quotes:
+      - text: |
+          Homes are *health*.
+        by: "  Jane Doe  "
+        role: Director, Housing Trust
     links:
       - label: About the partnership
         url: https://example.org/partnership
@@ -136,6 +142,7 @@ EXPECTED = Issue(
             title="Homes and health",
             body="A partnership on *homes*.",
             image=Image(src="https://example.org/homes.jpg", alt="New homes in Leeds", width=480),
+            quotes=(Quote(text="Homes are *health*.", by="Jane Doe", role="Director, Housing Trust"),),
             links=(
                 Link(label="About the partnership", url="https://example.org/partnership"),
                 Link(label="Join the Network", url="https://example.org/join"),

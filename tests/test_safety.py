@@ -90,7 +90,7 @@ def test_titles_are_shown_as_written_not_as_markup(check_yaml):
     html = checked.edition.html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in html
     assert "<b>bold</b>" not in html
-    assert f"\n{TITLE}\n" in checked.edition.text
+    assert "\n<b>bold</b> & “quotes”\n" in checked.edition.text  # typeset like the bodies, not markup
 
 
 def test_network_name_from_settings_is_escaped(tmp_path, write_issue, repo_root):

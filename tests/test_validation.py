@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from issue_support import HEAD, STORY
 from newsletter.content.loader import load_issue
 from newsletter.editor import Editor
 from newsletter.errors import ProblemsFound, display_path
 from newsletter.settings import Settings
-
-# Lines 1-6; sections start on line 7.
-HEAD = """\
-title: T
-date: 2023-11-01
-subject: S
-preheader: P
-editor: E
-sections:
-"""
-
-STORY = """\
-  - kind: story
-    title: A story
-    body: Text.
-"""
 
 
 def problems_in(path, vocabulary):
@@ -219,7 +204,7 @@ EXACT_CASES = [
         HEAD.replace("editor: E\n", "editor: E\nlanguage: English\n") + STORY,
         6,
         "language",
-        "must be a language tag such as en-GB or cy, not 'English'",
+        "must be a language tag such as en-GB or cy, not 'English' (did you mean en-GB?)",
     ),
     (
         "archive: maybe",
@@ -278,7 +263,10 @@ def test_unknown_topic_suggests_the_closest_topic_and_names_the_list(tmp_path, w
     path = write_issue(tmp_path, HEAD + STORY + "    topics: [housng]\n")
     line, where, message = only_problem(path, editor.vocabulary)
     assert (line, where) == (10, "story.topics[1]")
-    assert message.startswith("unknown topic 'housng' (did you mean 'housing'?); the topics are listed in ")
+    assert message.startswith(
+        "unknown topic 'housng' (did you mean 'housing'?); closest topics: housing (Housing, homes and places), "
+    )
+    assert "; all topics are listed in " in message
     assert message.endswith("topics.yaml")
 
 
@@ -294,7 +282,8 @@ def test_unknown_region_is_reported_and_names_the_list(tmp_path, write_issue, ed
     )
     line, where, message = only_problem(path, editor.vocabulary)
     assert (line, where) == (10, "places[1].region")
-    assert message.startswith("unknown region 'atlantis'; the regions are listed in ")
+    assert message.startswith("unknown region 'atlantis'; closest regions: ")
+    assert "; all regions are listed in " in message
     assert message.endswith("regions.yaml")
 
 
@@ -396,13 +385,15 @@ def test_all_problems_are_collected_in_one_pass_in_line_order(project, write_iss
         f"{file}:1: title: is missing",
         f"{file}:2: date: '2023-02-30' is not a real date",
         f"{file}:3: subject: is empty",
-        f"{file}:6: language: must be a language tag such as en-GB or cy, not 'English'",
+        f"{file}:6: language: must be a language tag such as en-GB or cy, not 'English' (did you mean en-GB?)",
         f"{file}:7: archive: must be true or false, not 'maybe'",
         f"{file}:10: story#1.title: must be text, not a list",
         f"{file}:12: story#1.image.alt: is missing: every image needs alt text describing it "
         "for people who cannot see it",
         f"{file}:17: story#2.topics[1]: unknown topic 'housng' (did you mean 'housing'?); "
-        f"the topics are listed in {topics}",
+        "closest topics: housing (Housing, homes and places), children-young-people (Children and young people), "
+        "communities (Communities and neighbourhoods), nhs-integrated-care (NHS and integrated care); "
+        f"all topics are listed in {topics}",
         f"{file}:25: publications[2].url: must be an https:// address, not 'http://example.org/p2'",
         f"{file}:27: publications[2].date: must be a date written as YYYY-MM-DD, not '10/10/2023'",
         f"{file}:28: sections[4].kind: unknown kind 'event' (did you mean 'events'?); use one of {kinds}",

@@ -139,6 +139,8 @@ def new(ctx: click.Context, slug: str, like: str | None) -> None:
 def check(ctx: click.Context, slug: str) -> None:
     """Validate and lint an issue; list every problem as file:line: where: message."""
     checked = _editor(ctx).check(slug)
+    for warning in checked.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if checked.problems:
         raise ProblemsFound(checked.problems)
     click.echo(checked.summary())
@@ -146,16 +148,28 @@ def check(ctx: click.Context, slug: str) -> None:
 
 @cli.command()
 @click.argument("slug")
-@_out_dir_option("Folder to write email.html, email.txt and web.html into.")
+@_out_dir_option("Folder to write email.html, email.txt, email.eml, web.html and the pictures into.")
 @click.option("--force", is_flag=True, help="Write the files even when the lint finds problems.")
+@click.option(
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    help="Write the copy this member gets (their topics, region, format and links); "
+    "without it, a sample member's copy of the whole issue.",
+)
 @click.pass_context
-def render(ctx: click.Context, slug: str, out_dir: Path, force: bool) -> None:
-    """Render an issue to OUT/email.html, OUT/email.txt and OUT/web.html (its web version)."""
-    checked = _editor(ctx).render_to(slug, out_dir, force=force)
-    for problem in checked.problems:
+def render(ctx: click.Context, slug: str, out_dir: Path, force: bool, as_email: str | None) -> None:
+    """Render an issue to OUT/email.html, OUT/email.txt, OUT/email.eml (the whole message), OUT/web.html
+    (its web version) and its picture files, as one member gets it: links filled in, no placeholders."""
+    from newsletter.delivery import copies
+
+    editor = _editor(ctx)
+    reader = copies.member_reader(_store(ctx), as_email) if as_email else None
+    copy = copies.render_copy(editor, slug, out_dir, reader, force=force)
+    for problem in (*copy.checked.problems, *copy.checked.warnings):
         click.echo(f"warning: {problem}", err=True)
-    written = ", ".join(display_path(out_dir / name) for name in ("email.html", "email.txt"))
-    click.echo(f"Wrote {written} and {display_path(out_dir / 'web.html')}")
+    click.echo(f"Wrote {', '.join(display_path(path) for path in copy.files)}")
+    click.echo(f"  {copy.describe(editor.vocabulary.regions)}")
 
 
 def _as_member_options(command: Callable[..., object]) -> Callable[..., object]:
@@ -324,6 +338,34 @@ def segments_show(ctx: click.Context, name: str, limit: int) -> None:
     for member in sample:
         details = ", ".join(part for part in (member.name, member.organisation, member.region or "") if part)
         click.echo(f"  {member.email}  {details}")
+
+
+@cli.command("vocabulary")
+@click.option("--markdown", is_flag=True, help="Print them as the Markdown tables of docs/editing-issues.md.")
+@click.option(
+    "--update",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="Rewrite the tables between FILE's vocabulary markers (docs/editing-issues.md).",
+)
+@click.pass_context
+def vocabulary_command(ctx: click.Context, markdown: bool, update: Path | None) -> None:
+    """The words an issue may use: topics, regions, sectors and kinds of place, slug and name."""
+    from newsletter.vocabulary import VOCABULARY_DOCS, Vocabulary, update_vocabulary_block
+
+    vocabulary = Vocabulary.load(_settings(ctx).vocabulary_dir)
+    if update:
+        update_vocabulary_block(update, vocabulary)
+        click.echo(f"Updated the vocabulary in {display_path(update)}")
+    elif markdown:
+        click.echo(vocabulary.markdown(), nl=False)
+    else:
+        for kind in VOCABULARY_DOCS:
+            words: dict[str, str] = getattr(vocabulary, kind)
+            width = max((len(slug) for slug in words), default=0)
+            click.echo(f"{kind.replace('_', ' ')}:")
+            for slug, name in words.items():
+                click.echo(f"  {slug:<{width}}  {name}")
 
 
 @cli.command("lists")

@@ -18,10 +18,11 @@ from pathlib import Path
 from newsletter.archive.build import build as build_archive
 from newsletter.audience.service import Audience
 from newsletter.audience.store import Store
+from newsletter.delivery.copies import render_copy
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
-from newsletter.editor import Editor, write_edition
-from newsletter.errors import ProblemsFound, display_path
+from newsletter.editor import Editor
+from newsletter.errors import display_path
 from newsletter.preview import write_static_preview
 from newsletter.settings import Settings
 from newsletter.sink import MaildirSink
@@ -39,13 +40,14 @@ def run(
 ) -> None:
     """Do the whole job, reporting each step through `say`; `progress(total)` gives a per-batch callback."""
     editor = Editor(settings)
-    checked = editor.check(SAMPLE_ISSUE)
-    if checked.problems:
-        raise ProblemsFound(checked.problems)
-    say(f"check:    {checked.summary()}")
     issue_out = out_dir / SAMPLE_ISSUE
-    write_edition(checked.edition, issue_out)
-    say(f"render:   {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}")
+    copy = render_copy(editor, SAMPLE_ISSUE, issue_out)  # a sample member's copy; problems stop here
+    checked = copy.checked
+    say(f"check:    {checked.summary()}")
+    say(
+        f"render:   {display_path(issue_out / 'email.html')}, {display_path(issue_out / 'email.txt')}, "
+        f"{display_path(issue_out / 'email.eml')}: {copy.describe()}"
+    )
     page = write_static_preview(checked, settings.theme_dir, issue_out)
     say(f"preview:  open {display_path(page)} in a browser (phone and desktop widths, text part)")
 

@@ -19,7 +19,7 @@ from newsletter.content.scaffold import create_issue
 from newsletter.errors import UserError, display_path
 from newsletter.settings import BUNDLED_ROOT, SETTING_HELP, SETTINGS_FILE, Settings
 
-VOCABULARY_FILES = ("topics.yaml", "regions.yaml", "sectors.yaml")
+VOCABULARY_FILES = ("topics.yaml", "regions.yaml", "sectors.yaml", "place_kinds.yaml")
 MEMBER_COLUMNS = ("email", "name", "organisation", "sector", "region", "place", "topics", "lists")
 FIRST_LIST = "newsletter"
 FIRST_SEGMENT = "everyone"

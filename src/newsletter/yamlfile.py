@@ -9,10 +9,14 @@ walking it repeats the whole node each time, and nine levels of nine aliases
 (a "billion laughs") repeat 10^9 values. The composer below counts the values
 each alias repeats and refuses the file once they pass `ALIAS_BUDGET`, naming
 the alias and its line, before anything is walked.
+
+A file that is not YAML at all is told as advice an editor can follow (`explain`): "put this text in
+quotes: it contains a colon followed by a space", at the line of that text, not PyYAML's own words.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,9 +98,7 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
         message = f"values nest more than {MAX_DEPTH} levels deep here; write them flatter"
         raise ProblemsFound([Problem(shown, error.line, "", message)]) from None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        reason = error.problem or error.context or "not valid YAML"
+        line, reason = explain(error, text.splitlines())
         raise ProblemsFound([Problem(shown, line, "", f"not valid YAML: {reason}")]) from None
     except yaml.YAMLError as error:
         raise ProblemsFound([Problem(shown, None, "", f"not valid YAML: {error}")]) from None
@@ -106,6 +108,75 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDocument:
     if root is not None:
         document.data = _to_python(root, (), document, loader, set())
     return document
+
+
+# What to write in place of PyYAML's words, for the mistakes editors make: (line, advice).
+INDENTED = (
+    "this line is indented differently from the one above: line it up with the other keys of its group "
+    "(the same number of spaces before each)"
+)
+QUOTE_COLON = "put this text in quotes: it contains a colon followed by a space"
+LIST_ITEM = (
+    "a list item ('- ') where a key was expected: indent it under the key of its list, "
+    "or write it as 'key: value'"
+)
+NO_COLON = (
+    "this line has no ':' after its key; if it goes on with the text above, indent it like that text "
+    "or put the whole text in quotes"
+)
+
+
+def explain(error: yaml.MarkedYAMLError, lines: list[str]) -> tuple[int | None, str]:
+    """PyYAML's complaint as advice an editor can follow, with the line to open: the line of the
+    offending text (an unclosed quote's opening line, not the end of the file)."""
+    problem, context = error.problem or "", error.context or ""
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark else None
+    opened = error.context_mark.line + 1 if error.context_mark else line
+    text = lines[mark.line] if mark and mark.line < len(lines) else ""
+    before = text[: mark.column] if mark else ""
+    if problem == "mapping values are not allowed here":
+        return line, _quote_advice(text) if re.search(r"\S:\s", before) else INDENTED
+    if problem.startswith("expected <block end>, but found"):
+        found = problem.rsplit("found ", 1)[1]
+        if found == "'-'":
+            return line, LIST_ITEM
+        if found == "'<scalar>'" and re.search(r"[\"']", before):
+            return line, "text goes on after its closing quote: put the whole text inside the quotes"
+        return line, INDENTED
+    if "'\\t'" in problem:  # PyYAML writes a tab as '\t'
+        return line, "this line has a tab: indent with spaces (YAML does not take tabs)"
+    if "quoted scalar" in context:
+        if "escape" in problem:
+            return line, "a backslash (\\) in double quotes starts an escape: use single quotes instead"
+        return opened, "the quote that opens this text is never closed: end the text with the same quote mark"
+    if problem == "could not find expected ':'":
+        return opened, NO_COLON
+    if context.startswith("while parsing a flow"):
+        bracket = "[" if "sequence" in context else "{"
+        return line, (
+            f"the '{bracket}' on line {opened} is not closed; close it, or put a text that starts with "
+            f"'{bracket}' in quotes"
+        )
+    if context in ("while scanning an alias", "while scanning an anchor"):
+        return line, "a text that starts with '*' or '&' must be in quotes (or written with '|')"
+    if problem.startswith("found undefined alias"):
+        name = problem.rsplit(" ", 1)[1].strip("'")
+        return line, (
+            f"'*{name}' repeats the value marked '&{name}', but nothing above is marked so; "
+            "if this is text, put it in quotes"
+        )
+    if problem.startswith("found character") and "cannot start any token" in problem:
+        return line, f"a text cannot start with {problem.split()[2]}: put it in quotes"
+    return line, problem or context or "not valid YAML"
+
+
+def _quote_advice(text: str) -> str:
+    """The quote advice, with the line itself written that way when that is simple: title: "A: B"."""
+    key, _, value = text.strip().partition(": ")
+    if '"' in value or "\\" in value:
+        return QUOTE_COLON
+    return f'{QUOTE_COLON} ({key}: "{value.strip()}")'
 
 
 class _TooManyRepeats(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import mimetypes
 import re
 import threading
 from collections import defaultdict
@@ -20,8 +19,10 @@ from pathlib import Path
 
 from newsletter.archive import feeds, search
 from newsletter.archive.collect import Collection, collect
-from newsletter.content.model import Issue, PlaceUpdate, Publication, Story
+from newsletter.content import images
+from newsletter.content.model import Event, Issue, PlaceUpdate, Publication
 from newsletter.errors import UserError, display_path
+from newsletter.render.events import CALENDAR_TYPE, EventFormat, calendar_files
 from newsletter.render.web import (
     WebIssue,
     WebItem,
@@ -45,6 +46,7 @@ ASSETS = {
 }
 # Folder and file names the archive uses itself; an issue slug may not take one.
 RESERVED = {"assets", "topics", "places", "regions", "publications", "search", "feed.xml", "sitemap.xml"}
+RESERVED.add("events")  # the events page
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,15 @@ class Page:
 class ArchiveSite:
     """Every page of the archive for one set of published issues; pages render once, when asked."""
 
-    def __init__(self, settings: Settings, vocabulary: Vocabulary, collection: Collection) -> None:
+    def __init__(
+        self, settings: Settings, vocabulary: Vocabulary, collection: Collection, today: dt.date | None = None
+    ) -> None:
         self.settings = settings
         self.vocabulary = vocabulary
         self.collection = collection
         self.web = WebRenderer(settings, vocabulary)
+        self.event_format = EventFormat(settings)
+        self.today = today  # which events are upcoming: the network's today (`archive_day`) unless given
         for issue in collection.issues:
             if issue.slug in RESERVED:
                 raise UserError(
@@ -159,6 +165,31 @@ class ArchiveSite:
                 record.announced.append(entry)
         return sorted(records.values(), key=lambda r: (r.latest.date, r.latest.title), reverse=True)
 
+    def events(self) -> tuple[list[Entry], list[Entry]]:
+        """(upcoming, past): every event once (one announced again is listed from its latest issue),
+        each list starting nearest today: upcoming soonest first, past the most recent first.
+        An event is upcoming until the end of its last day in the network's time zone."""
+        latest: dict[tuple[str, dt.datetime], Entry] = {}
+        for entry in self.entries:  # newest issue first
+            event = entry.item.item
+            if isinstance(event, Event):
+                latest.setdefault((event.url, event.start), entry)
+        if not latest:
+            return [], []
+        today = self.today or archive_day(self.settings)
+
+        def start(entry: Entry) -> tuple[dt.datetime, str]:
+            return entry.item.item.start, entry.item.title  # type: ignore[attr-defined]
+
+        def upcoming(entry: Entry) -> bool:
+            event: Event = entry.item.item  # type: ignore[assignment]
+            return (event.end or event.start).date() >= today
+
+        return (
+            sorted((entry for entry in latest.values() if upcoming(entry)), key=start),
+            sorted((entry for entry in latest.values() if not upcoming(entry)), key=start, reverse=True),
+        )
+
     def regions(self) -> dict[str, list[Place]]:
         """Places by region, in the order of `regions.yaml`; a place filed under two regions over
         the years is listed under both, so every region an issue page links to has its page."""
@@ -195,6 +226,10 @@ class ArchiveSite:
                 entries=entries,
             )
         self._html("archive/publications/index.html", "publications.html.j2", records=self.publications)
+        upcoming, past = self.events()
+        self._html("archive/events/index.html", "events.html.j2", upcoming=upcoming, past=past)
+        for web in self.issues:
+            self._calendars(web.issue)
         self._html("archive/search/index.html", "search.html.j2")
         self._add(
             "archive/search.json", "application/json", lambda: search.index(self.issues, self.vocabulary)
@@ -235,15 +270,29 @@ class ArchiveSite:
         return lambda: _read_bytes(path)
 
     def _images(self, issue: Issue) -> None:
+        """The issue's picture files, at the address its email links to (`archive/<slug>/<src>`, see
+        `Renderer.image_url`), sent as the kind the file holds."""
         folder = self.collection.folders.get(issue.slug)
-        for section in issue.sections:
-            image = section.image if isinstance(section, Story) else None
-            if folder is None or image is None or "://" in image.src:
-                continue
+        if folder is None:
+            return
+        for image in images.local_pictures(issue):
             file = folder / image.src
-            content_type = mimetypes.guess_type(image.src)[0] or "application/octet-stream"
+            try:
+                content_type = images.inspect(file).content_type
+            except OSError as error:
+                raise UserError(f"{display_path(file)}: cannot be read: {error.strerror}") from None
             self._add(
                 f"{issue_path(issue.slug)}{image.src}", content_type, lambda file=file: _read_bytes(file)
+            )
+
+    def _calendars(self, issue: Issue) -> None:
+        """Each event's .ics beside its issue (`archive/<slug>/events/<title>.ics`), where the email,
+        the web version and the events page link to it."""
+        for event, file in calendar_files(issue).items():
+            self._add(
+                f"{issue_path(issue.slug)}{file}",
+                CALENDAR_TYPE,
+                lambda event=event: self.event_format.calendar(event, issue),
             )
 
     def _add(self, path: str, content_type: str, render: Callable[[], bytes]) -> None:
@@ -271,6 +320,16 @@ def load_site(settings: Settings, sent: dict[str, str] | None = None) -> Archive
     """Read the vocabulary and the published issues and lay out the whole archive."""
     vocabulary = Vocabulary.load(settings.vocabulary_dir)
     return ArchiveSite(settings, vocabulary, collect(settings, vocabulary, sent))
+
+
+def archive_day(settings: Settings) -> dt.date:
+    """Today in the network's time zone: the events page's line between upcoming and past. The web app
+    lays the archive out again when it changes (`web/archive.py`), so the line moves at midnight."""
+    try:
+        zone: dt.tzinfo = EventFormat(settings).zone
+    except UserError:  # an unknown zone is reported where an event's time is shown, with the setting's name
+        zone = dt.UTC
+    return dt.datetime.now(zone).date()
 
 
 def _read_bytes(path: Path) -> bytes:

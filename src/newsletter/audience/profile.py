@@ -13,7 +13,7 @@ import datetime as dt
 import json
 
 from newsletter.db.models import Format, Status, Subscriber
-from newsletter.vocabulary import LANGUAGE_TAG, Vocabulary
+from newsletter.vocabulary import Vocabulary, language_tag
 
 # The details an import may set on a member, besides the address, status, topics, lists and attributes.
 FIELDS = ("name", "organisation", "sector", "region", "place", "language", "format")
@@ -70,10 +70,12 @@ def text(field: str, value: str) -> str:
 
 
 def language(value: str) -> str:
-    """A language tag such as en-GB or cy: templates put it in the email's `lang`, and the column holds 20."""
-    if len(value) > LANGUAGE_LIMIT or not LANGUAGE_TAG.match(value):
+    """A BCP 47 language tag such as en-GB or cy (`vocabulary.language_tag`, the rule issues are held to
+    too), in its usual case: templates put it in the email's `lang`, and the column holds 20."""
+    tag = language_tag(value) if len(value) <= LANGUAGE_LIMIT else None
+    if tag is None:
         raise FieldProblem("language", f"language must be a tag such as en-GB or cy, not '{_quote(value)}'")
-    return value
+    return tag
 
 
 def email_format(value: str, *, exact: bool = False) -> Format:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.vocabulary import LANGUAGE_TAG
+from newsletter.content import images
+from newsletter.vocabulary import language_hint, language_tag
 
 if TYPE_CHECKING:
     from newsletter.content.loader import Reader
@@ -133,7 +134,35 @@ class ImageSource(Rule):
             return reader.problem(path, f"'{source}' must be a file inside the issue's folder")
         if not (reader.issue_dir / source).is_file():
             return reader.problem(path, f"no file '{source}' next to issue.yaml")
+        if not FILE_NAME.fullmatch(source):
+            return reader.problem(
+                path,
+                f"'{printable(source)}': name picture files with letters, digits, '-', '_' and '.' only "
+                "(the name becomes part of the picture's address); rename the file",
+            )
+        try:
+            picture = images.inspect(reader.issue_dir / source)
+        except OSError as error:
+            return reader.problem(path, f"'{source}' cannot be read: {error.strerror}")
+        if picture.kind is None:
+            found = f" but {picture.other}" if picture.other else ""
+            return reader.problem(
+                path,
+                f"'{source}' is not a {images.KINDS} picture{found}; mail clients show only those, "
+                "so save it as JPEG (photos) or PNG (drawings, screenshots)",
+            )
+        if picture.misnamed:
+            ending = images.EXTENSIONS[picture.kind][0]
+            return reader.problem(
+                path,
+                f"'{source}' holds a {picture.kind} picture; web servers send a file as what its name "
+                f"says, so name it '{source.rpartition('.')[0] or source}{ending}'",
+            )
         return source
+
+
+# A picture file's name, folders allowed: written into its address as it is, so nothing needs escaping.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class Email(Rule):
@@ -165,25 +194,110 @@ class DateTime(Rule):
     """A date and time such as `2023-10-05 10:00`, or a whole day such as `2023-10-05`."""
 
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
-        if isinstance(value, dt.datetime):
-            return value.replace(tzinfo=None)
-        if isinstance(value, dt.date):
-            return dt.datetime.combine(value, dt.time())
-        if isinstance(value, str):
-            try:
-                return dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                pass
+        when = as_datetime(value)
+        if when is not None:
+            return when
         return reader.problem(
             path, f"must be a date and time written as YYYY-MM-DD HH:MM, not {describe(value)}"
         )
 
 
-class Language(Rule):
+def as_datetime(value: Any) -> dt.datetime | None:
+    """A YAML value as a date and time in the network's zone (a date is its midnight), else None."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip()).replace(tzinfo=None)
+        except ValueError:
+            return None
+    return None
+
+
+def sibling(reader: Reader, path: tuple, name: str) -> Any:
+    """The raw YAML value of field `name` in the same group as the field at `path` (None if absent):
+    for a rule whose answer depends on another field (`end` after `start`)."""
+    group = reader.document.data
+    for key in path[:-1]:
+        try:
+            group = group[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return group.get(name) if isinstance(group, dict) else None
+
+
+TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+class EndTime(DateTime):
+    """When something ends: a date and time after the `after` field's, or a time alone ('15:30') on
+    that day. Two whole days (dates) may be the same day: a one-day event written with both ends."""
+
+    def __init__(self, after: str) -> None:
+        self.after = after
+
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
-        if isinstance(value, str) and LANGUAGE_TAG.match(value.strip()):
-            return value.strip()
-        return reader.problem(path, f"must be a language tag such as en-GB or cy, not {describe(value)}")
+        start = as_datetime(sibling(reader, path, self.after))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return reader.problem(
+                path,
+                "write a time of day in quotes ('15:30'; without them YAML reads it as a number), "
+                "or a date and time as YYYY-MM-DD HH:MM",
+            )
+        time_only = TIME_OF_DAY.fullmatch(value.strip()) if isinstance(value, str) else None
+        if time_only:
+            if start is None:
+                return INVALID  # the start's own problem is reported at its line
+            end = dt.datetime.combine(start.date(), dt.time(int(time_only[1]), int(time_only[2])))
+        else:
+            end = super().read(reader, value, path)
+        if end is INVALID or start is None:
+            return end
+        whole_days = start.time() == end.time() == dt.time()
+        if end < start or (end == start and not whole_days):
+            return reader.problem(
+                path,
+                f"is {end:%Y-%m-%d %H:%M}, not after the {self.after} ({start:%Y-%m-%d %H:%M}); "
+                "an event must end after it starts",
+            )
+        return end
+
+
+class TextUnless(Text):
+    """A one-line text required unless the yes/no field `flag` says yes: an event's `location`,
+    which an event held `online: yes` may leave out. Left out, the message says what to do; written
+    blank (`location: ""`, as `newsletter new` writes it) it is empty, like any blank to fill in."""
+
+    def __init__(self, flag: str, missing: str) -> None:
+        super().__init__()
+        self.flag = flag
+        self.missing = missing
+
+    def is_empty(self, value: Any) -> bool:
+        return False  # read() decides, since whether a blank is allowed depends on the flag
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        if not super().is_empty(value):
+            return super().read(reader, value, path)
+        flag = sibling(reader, path, self.flag)
+        if flag is True or not isinstance(flag, bool | None):  # a flag that is not yes/no is its own problem
+            return None
+        return reader.problem(path, "is empty" if isinstance(value, str) else self.missing)
+
+
+class Language(Rule):
+    """A BCP 47 tag (`en-GB`, `cy`), kept in its usual case: it becomes the email's `lang`."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        tag = language_tag(value) if isinstance(value, str) else None
+        if tag:
+            return tag
+        hint = language_hint(value) if isinstance(value, str) else ""
+        return reader.problem(
+            path, f"must be a language tag such as en-GB or cy, not {describe(value)}{hint}"
+        )
 
 
 class YesNo(Rule):
@@ -217,6 +331,18 @@ class Vocabulary(Rule):
 
     def read(self, reader: Reader, value: Any, path: tuple) -> Any:
         return reader.vocabulary_word(self.kind, value, path)
+
+
+class PlaceKind(Rule):
+    """A kind of place (`Marmot City`) from `place_kinds.yaml`, by slug or name, kept as its name (the
+    email shows it); any one-line text in a project that has no such file."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        names = reader.vocabulary.place_kinds
+        if not names:
+            return Text().read(reader, value, path)
+        slug = reader.vocabulary_word("place_kinds", value, path)
+        return INVALID if slug is INVALID else names[slug]
 
 
 class Topics(Rule):
@@ -284,6 +410,26 @@ def image_source() -> Any:
     return _field(ImageSource())
 
 
+class Picture(Nested):
+    """An image's fields; a file in the issue's folder without `width:` takes the file's own width, so
+    a small picture is not stretched to the column and check can compare what is shown with the file."""
+
+    def read(self, reader: Reader, value: Any, path: tuple) -> Any:
+        image = super().read(reader, value, path)
+        if image is INVALID or image.width is not None or not images.is_local(image.src):
+            return image
+        try:
+            width = images.inspect(reader.issue_dir / image.src).width
+        except OSError:  # the source's rule has just read it; a file gone since is check's to report
+            return image
+        return dataclasses.replace(image, width=width) if width else image
+
+
+def picture(cls: type) -> Any:
+    """An optional image (`src`, `alt`, `width`), its width read from its file when not given."""
+    return _field(Picture(cls), None)
+
+
 def email(default: Any = dataclasses.MISSING) -> Any:
     return _field(Email(), default)
 
@@ -294,6 +440,17 @@ def date(default: Any = dataclasses.MISSING) -> Any:
 
 def datetime(default: Any = dataclasses.MISSING) -> Any:
     return _field(DateTime(), default)
+
+
+def end_time(after: str) -> Any:
+    """An optional end, checked to come after the field `after` (an event's `end` after its `start`)."""
+    return _field(EndTime(after), None)
+
+
+def text_unless(flag: str, missing: str) -> Any:
+    """A one-line text that may be left out only when the yes/no field `flag` says yes; `newsletter new`
+    writes it as a blank to fill in (it has no default: the rule reads it, present or not)."""
+    return _field(TextUnless(flag, missing))
 
 
 def language(default: str) -> Any:
@@ -314,6 +471,11 @@ def strings(default: Any = ()) -> Any:
 
 def region(default: Any = dataclasses.MISSING) -> Any:
     return _field(Vocabulary("regions"), default)
+
+
+def place_kind() -> Any:
+    """An optional kind of place, such as Marmot City, from subscribers/place_kinds.yaml."""
+    return _field(PlaceKind(), None)
 
 
 def topics() -> Any:

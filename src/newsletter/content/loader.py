@@ -119,13 +119,17 @@ class Reader:
         hint = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
         return f" (did you mean '{hint[0]}'?)" if hint else ""
 
+    def key_hint(self, key: str, known: list[str]) -> str:
+        """After "unknown key": the key most like it, else every key the group takes, so the editor
+        never has to open the guide to find the right word."""
+        return self.suggest(key, known) or f"; the keys here are {', '.join(known)}"
+
     def vocabulary_word(self, kind: str, value: Any, path: tuple) -> Any:
         """Accept a slug or its display name (any case) from one word list; name the closest on a typo."""
         if not isinstance(value, str):
             example = next(iter(getattr(self.vocabulary, kind)), "")
-            return self.problem(
-                path, f"must be a {kind.removesuffix('s')} such as '{example}', not {describe(value)}"
-            )
+            noun = kind.replace("_", " ").removesuffix("s")
+            return self.problem(path, f"must be a {noun} such as '{example}', not {describe(value)}")
         slug = self.vocabulary.lookup(kind, value)
         return slug if slug is not None else self.problem(path, self.vocabulary.unknown(kind, value))
 
@@ -138,7 +142,7 @@ class Reader:
         declared = {f.name: f for f in dataclasses.fields(cls) if "rule" in f.metadata}
         for key in value:
             if key not in declared and key not in ignore:
-                self.problem((*path, key), f"unknown key '{key}'{self.suggest(key, declared)}")
+                self.problem((*path, key), f"unknown key '{key}'{self.key_hint(key, [*ignore, *declared])}")
         values: dict[str, Any] = dict(fixed or {})
         for name, declared_field in declared.items():
             rule = declared_field.metadata["rule"]

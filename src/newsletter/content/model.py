@@ -33,14 +33,24 @@ class Image:
 
 
 @dataclass(**FROZEN)
+class Quote:
+    """Words someone said, shown as a pull quote with who said it: launches and conferences run on them."""
+
+    text: str = f.markdown()
+    by: str = f.text(missing="is missing: every quote needs the name of who said it")
+    role: str | None = f.text(None)
+
+
+@dataclass(**FROZEN)
 class Story:
-    """A lead story or feature: a headline, Markdown body, optional picture and links."""
+    """A lead story or feature: a headline, Markdown body, optional picture, quotes and links."""
 
     KIND: ClassVar[str] = "story"
     label: str | None = f.text(None)
     title: str = f.text()
     body: str = f.markdown()
-    image: Image | None = f.nested(Image, None)
+    image: Image | None = f.picture(Image)
+    quotes: tuple[Quote, ...] = f.items(Quote, allow_empty=True)
     links: tuple[Link, ...] = f.items(Link, allow_empty=True)
     topics: tuple[str, ...] = f.topics()
 
@@ -69,7 +79,7 @@ class Publications:
 class PlaceUpdate:
     place: str = f.text()
     region: str = f.region()
-    kind: str | None = f.text(None)
+    kind: str | None = f.place_kind()
     updates: str = f.markdown()
     link: Link | None = f.nested(Link, None)
     topics: tuple[str, ...] = f.topics()
@@ -103,11 +113,28 @@ class Collaborations:
 
 
 @dataclass(**FROZEN)
+class Speaker:
+    """Someone speaking at an event; `role` is what they do and where (`Director, UCL IHE`)."""
+
+    name: str = f.text(missing="is missing: every speaker needs a name")
+    role: str | None = f.text(None)
+
+
+@dataclass(**FROZEN)
 class Event:
+    """A webinar, conference or meeting: when (in the network's time zone), where or online, who speaks,
+    and where to register; every event also gets an add-to-calendar (.ics) file."""
+
     title: str = f.text()
     start: dt.datetime = f.datetime()
-    location: str = f.text()
+    end: dt.datetime | None = f.end_time(after="start")
+    online: bool = f.yes_no(False)
+    location: str | None = f.text_unless(
+        "online", "is missing: say where the event is held, or write 'online: yes' for one held online"
+    )
     url: str = f.https_url()
+    register: str | None = f.https_url(None)
+    speakers: tuple[Speaker, ...] = f.items(Speaker, allow_empty=True)
     summary: str | None = f.markdown(None)
     topics: tuple[str, ...] = f.topics()
 

@@ -19,6 +19,8 @@ from newsletter.content.model import SECTION_KINDS, Issue
 from newsletter.errors import UserError, display_path
 from newsletter.yamlfile import load_yaml
 
+# What `new --like` keeps of a section: the optional words that name a part of the issue (a heading,
+# a story's "Lead story"). Required ones (a button's label) are this month's to write, like every text.
 LAYOUT_KEYS = ("heading", "label")
 PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,()&/-]*")
 MONTH_SLUG = re.compile(r"^(\d{4})-(\d{2})$")
@@ -31,6 +33,7 @@ HINTS: dict[type, str] = {
     fields.Strings: "one name, or a list: [First, Second]",
     fields.Topics: "who it is for: topic slugs from subscribers/topics.yaml",
     fields.Vocabulary: "a region slug from subscribers/regions.yaml",
+    fields.PlaceKind: "such as Marmot City: the kinds are in subscribers/place_kinds.yaml",
     fields.PositiveInt: "width in pixels",
     fields.YesNo: "true or false",
     fields.Language: "a language tag such as en-GB",
@@ -55,21 +58,24 @@ def create_issue(issues_dir: Path, slug: str, like: Path | None = None, today: d
 Layout = list[tuple[str, dict[str, str]]]
 
 
-def skeleton(slug: str, issue_date: dt.date, layout: Layout | None = None, editor: str | None = None) -> str:
+def skeleton(slug: str, issue_date: dt.date, layout: Layout | None = None, like: str | None = None) -> str:
     """A draft with required fields blank and optional ones commented out.
 
     `layout` lists the sections as (kind, preset fields such as heading); by
-    default one of every kind, so the editor sees everything on offer.
+    default one of every kind, so the editor sees everything on offer. `like`
+    names the issue the layout came from; the kinds it left out are named too.
     """
+    laid_out = f", laid out like {like}" if like else ""
     lines = [
-        f"# Draft issue {slug}. Fill in the blanks, delete the sections you do not need,",
+        f"# Draft issue {slug}{laid_out}. Fill in the blanks, delete the sections you do not need,",
         "# uncomment optional fields (the lines starting with '# ') when you want them.",
         "# Markdown is allowed in fields written with '|'. Run `newsletter check "
         f"{slug}` to see what is left to do.",
     ]
+    unused = [kind for kind in SECTION_KINDS if layout and kind not in {used for used, _ in layout}]
+    if unused:
+        lines.append(f"# Other kinds of section: {', '.join(unused)}; `newsletter new` writes one of each.")
     presets = {"title": f"{issue_date:%B %Y} Newsletter", "date": issue_date.isoformat(), "language": "en-GB"}
-    if editor:
-        presets["editor"] = editor
     layout = layout if layout is not None else [(kind, {}) for kind in SECTION_KINDS]
     lines += _fields(Issue, presets, layout)
     return "\n".join(lines) + "\n"
@@ -140,19 +146,27 @@ def _comment_out(line: str) -> str:
 
 
 def _like_previous(like: Path, slug: str, issue_date: dt.date) -> str:
-    """The earlier issue's sections (kinds, headings and labels, in order), every item emptied."""
+    """The earlier issue's sections in order, each as `new` writes it (one empty item per list, every
+    field blank or commented out), keeping only optional headings and labels: last month's editor,
+    button labels and texts are this month's to write."""
     document = load_yaml(like)
     data = document.data if isinstance(document.data, dict) else {}
     layout: Layout = []
     for section in data.get("sections") or []:
-        if isinstance(section, dict) and section.get("kind") in SECTION_KINDS:
-            kept = {key: str(section[key]) for key in LAYOUT_KEYS if isinstance(section.get(key), str)}
-            layout.append((section["kind"], kept))
-    editor = data.get("editor") if isinstance(data.get("editor"), str) else None
-    text = skeleton(slug, issue_date, layout or None, editor)
-    return text.replace(
-        f"# Draft issue {slug}.", f"# Draft issue {slug}, laid out like {display_path(like)}.", 1
-    )
+        kind = section.get("kind") if isinstance(section, dict) else None
+        if isinstance(kind, str) and kind in SECTION_KINDS:
+            layout.append((kind, {key: str(section[key]) for key in _layout_keys(kind, section)}))
+    return skeleton(slug, issue_date, layout or None, display_path(like))
+
+
+def _layout_keys(kind: str, section: dict) -> list[str]:
+    """The keys of `section` that `new --like` copies: optional headings and labels, given as text."""
+    optional = {
+        declared.name
+        for declared in dataclasses.fields(SECTION_KINDS[kind])
+        if declared.default is not dataclasses.MISSING or declared.default_factory is not dataclasses.MISSING
+    }
+    return [key for key in LAYOUT_KEYS if key in optional and isinstance(section.get(key), str)]
 
 
 def _date_for(slug: str, today: dt.date) -> dt.date:

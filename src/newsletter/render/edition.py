@@ -25,6 +25,7 @@ from mjml import mjml2html
 from newsletter.content.model import Issue
 from newsletter.errors import UserError, display_path
 from newsletter.render import markdown
+from newsletter.render.events import EventFormat
 from newsletter.render.fragments import FragmentCache
 from newsletter.render.inlining import PieceInliner, interleave, split_at_markers
 from newsletter.render.placeholders import PERSONAL_LINKS
@@ -152,11 +153,13 @@ class Renderer:
         )
         env.filters.update(
             markdown=markdown_filter,
+            typographer=markdown.typographer,
             long_date=long_date,
             event_time=event_time,
             image_url=self.image_url,
             underline=underline,
         )
+        env.filters.update(EventFormat(self.settings).filters())
         return env
 
     def _render_template(self, env: jinja2.Environment, name: str, context: dict[str, object]) -> str:

@@ -9,6 +9,7 @@ else at the theme.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -17,11 +18,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from newsletter.content import images
+from newsletter.content.fields import Text
+from newsletter.content.loader import Reader
+from newsletter.content.model import Image, Issue
 from newsletter.errors import Problem, UserError, display_path
+from newsletter.render import markdown
 from newsletter.render.edition import Edition
 from newsletter.render.markdown import to_html
 from newsletter.render.placeholders import UNSUBSCRIBE_URL, is_placeholder
-from newsletter.yamlfile import YamlDocument, load_yaml
+from newsletter.vocabulary import Vocabulary
+from newsletter.yamlfile import YamlDocument, dotted, load_yaml
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78
@@ -35,14 +42,7 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
     problems: list[Problem] = []
     issue = edition.issue
 
-    if len(edition.subject) > MAX_SUBJECT:
-        problems.append(
-            source.problem(
-                "subject",
-                f"is {len(edition.subject)} characters; inboxes cut "
-                f"subjects after about {MAX_SUBJECT}, so shorten it",
-            )
-        )
+    problems += _long_subject(edition.subject, source)
     page = _Elements()
     page.feed(edition.html)
     if not edition.preheader.strip() or " ".join(edition.preheader.split()) not in page.text():
@@ -112,6 +112,118 @@ def lint(edition: Edition, issue_path: Path, theme_dir: Path) -> list[Problem]:
     return problems
 
 
+def markdown_warnings(issue: Issue, issue_path: Path, vocabulary: Vocabulary) -> list[Problem]:
+    """What each Markdown field loses on its way to readers (a tag or attribute sanitising drops, a
+    table too wide for a phone), at the line where it was written, with what to write instead.
+
+    Warnings, not problems: the issue still sends as it would, but nothing the editor wrote is
+    dropped without `newsletter check` saying so. Each names its field as validation does
+    (`story.body`, `publications[2].summary`)."""
+    source = _SourceLines(issue_path)
+    document = source._load()
+    where = Reader(document, vocabulary, issue_path.parent).where if document else dotted
+    return [
+        Problem(source.file, source.line_in_field(path, text, warning.near), where(path), warning.message)
+        for path, text in _markdown_fields(issue, ())
+        for warning in markdown.warnings(text)
+    ]
+
+
+def _markdown_fields(record: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
+    """Every Markdown field (those read with `fields.markdown()`, a multi-line `Text`) of an issue and
+    what it holds, with its path in the file (`('sections', 0, 'body')`), in the file's order."""
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        rule = field.metadata.get("rule")
+        if isinstance(value, str) and isinstance(rule, Text) and rule.multiline:
+            yield (*path, field.name), value
+        elif dataclasses.is_dataclass(value):
+            yield from _markdown_fields(value, (*path, field.name))
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    yield from _markdown_fields(item, (*path, field.name, index))
+
+
+EMAIL_PICTURE_WIDTH = 552  # the theme's 600 px column less the picture's 24 px padding on each side
+SHARP_WIDTH = 2 * EMAIL_PICTURE_WIDTH  # pixels enough for a sharp picture on a high-density screen
+MAX_PICTURE_WIDTH = 2400  # wider is only weight: no reader sees the extra pixels
+MAX_PICTURE_BYTES = 1_000_000  # over this a picture takes seconds on a phone's connection
+
+
+def image_warnings(issue: Issue, issue_path: Path) -> list[Problem]:
+    """Pictures that will be slow, blurred or not shown for some readers, at the line of their `src`.
+
+    Warnings, not problems: the email still works. A file in the issue's folder is read (its bytes
+    and its header's width); an address is judged by what it says, as nothing is fetched."""
+    source = _SourceLines(issue_path)
+    warnings = []
+    for index, image in images.pictures(issue):
+        path = ("sections", index, "image", "src")
+        line = source.line_in_field(path, "", image.src)
+        for message in _picture_advice(image, issue_path.parent):
+            warnings.append(Problem(source.file, line, dotted(path), message))
+    return warnings
+
+
+def _picture_advice(image: Image, folder: Path) -> list[str]:
+    if not images.is_local(image.src):
+        kind = images.unshown_kind(image.src)
+        if kind is None:
+            return []
+        return [
+            f"'{image.src}' is named as {kind}, which many mail clients do not show; "
+            f"use a {images.KINDS} picture"
+        ]
+    try:
+        picture = images.inspect(folder / image.src)
+    except OSError as error:
+        return [f"'{image.src}' cannot be read: {error.strerror}"]
+    advice = []
+    if picture.size > MAX_PICTURE_BYTES:
+        advice.append(
+            f"'{image.src}' is {picture.size / 1_000_000:.1f} MB, seconds of waiting on a phone's "
+            f"connection; save it smaller (a JPEG photo {SHARP_WIDTH:,} px wide is about 200 KB)"
+        )
+    if picture.width is None:
+        advice.append(f"'{image.src}': its width cannot be read from the file; open it and save it again")
+        return advice
+    shown = min(image.width or EMAIL_PICTURE_WIDTH, EMAIL_PICTURE_WIDTH)
+    if picture.width < shown:
+        advice.append(
+            f"'{image.src}' is {picture.width} px wide but shown {shown} px wide, so it looks blurred; "
+            f"use a picture at least {shown} px wide, or 'width: {picture.width}'"
+        )
+    elif picture.width > MAX_PICTURE_WIDTH:
+        advice.append(
+            f"'{image.src}' is {picture.width:,} px wide; the email shows it at most "
+            f"{EMAIL_PICTURE_WIDTH} px wide ({SHARP_WIDTH:,} px is sharp on any screen), "
+            "so scale it down"
+        )
+    return advice
+
+
+def lint_draft(issue_path: Path) -> list[Problem]:
+    """The checks that need only the file, not a rendered email (a subject too long for inboxes): run
+    when the issue does not load, so `check` reports them with the loader's problems in one pass."""
+    source = _SourceLines(issue_path)
+    document = source._load()
+    data = document.data if document is not None else None
+    subject = data.get("subject") if isinstance(data, dict) else None
+    return _long_subject(subject.strip(), source) if isinstance(subject, str) else []
+
+
+def _long_subject(subject: str, source: _SourceLines) -> list[Problem]:
+    if len(subject) <= MAX_SUBJECT:
+        return []
+    return [
+        source.problem(
+            "subject",
+            f"is {len(subject)} characters; inboxes cut subjects after about {MAX_SUBJECT}, so shorten it",
+        )
+    ]
+
+
 def _insecure_image(src: str) -> str:
     if src.startswith("http://"):
         return (
@@ -161,6 +273,16 @@ class _SourceLines:
         if line is None and fallback:
             return Problem(fallback, None, where, message)
         return Problem(self.file, line, where, message)
+
+    def line_in_field(self, path: tuple, text: str, near: str) -> int | None:
+        """The line of the field at `path` (which holds `text`) where `near` is written, else the
+        field's own line."""
+        document = self._load()
+        first = document.line_of(path) if document else None
+        if first is None:
+            return None
+        # The text starts on the field's line (or the next, for a block written with `|`).
+        return self._find(near, first, first + text.count("\n") + 2) or first
 
     def _find(self, text: str, start: int = 1, end: int | None = None) -> int | None:
         """The first line (of lines `start` to `end`) holding `text` as a whole (not as the start of a

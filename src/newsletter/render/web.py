@@ -39,6 +39,7 @@ from newsletter.content.model import (
 from newsletter.errors import UserError, display_path
 from newsletter.render import markdown
 from newsletter.render.edition import event_time, long_date
+from newsletter.render.events import EventFormat, calendar_path
 from newsletter.settings import BUNDLED_ROOT, Settings
 from newsletter.vocabulary import Vocabulary
 
@@ -254,11 +255,13 @@ class WebRenderer:
         )
         self.env.filters.update(
             markdown=markdown.to_html,
+            typographer=markdown.typographer,
             long_date=long_date,
             event_time=event_time,
             by_issue=by_issue,
             excerpt=excerpt,
         )
+        self.env.filters.update(EventFormat(settings).filters())
         self.env.globals.update(
             network_name=settings.network_name,
             postal_address=settings.postal_address,
@@ -268,6 +271,7 @@ class WebRenderer:
             place_path=place_path,
             region_path=region_path,
             issue_path=issue_path,
+            calendar_path=calendar_path,
         )
 
     def page(self, template: str, page: str, link: Linker, **context: object) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
 from newsletter.archive.collect import sent_campaigns
-from newsletter.archive.site import ArchiveSite, load_site
+from newsletter.archive.site import ArchiveSite, archive_day, load_site
 from newsletter.errors import UserError
 from newsletter.render.web import THEME_FOLDER
 from newsletter.settings import Settings
@@ -74,6 +74,7 @@ class SiteCache:
                 digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         for slug in sorted(sent):
             digest.update(f"{slug}\0{hashlib.sha256(sent[slug].encode()).hexdigest()}\n".encode())
+        digest.update(f"{archive_day(self.settings)}\n".encode())  # the events page: upcoming becomes past
         return digest.hexdigest()
 
 
