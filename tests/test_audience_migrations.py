@@ -25,6 +25,7 @@ TABLES = {
     "deliveries",
     "test_sends",
     "rate_limits",
+    "bounce_events",
 }
 
 

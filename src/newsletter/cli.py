@@ -614,7 +614,14 @@ def status(ctx: click.Context, campaign_id: int, failed: bool) -> None:
     report = sending.status(campaign_id)
     click.echo(_describe(report))
     for name, count in sorted(report.counts.items()):
-        click.echo(f"  {name:<9} {count:>8,}")
+        later = (
+            f"  ({report.bounced_later:,} came back after sending)"
+            if name == "bounced" and report.bounced_later
+            else ""
+        )
+        click.echo(f"  {name:<9} {count:>8,}{later}")
+    if report.complained:
+        click.echo(f"  complained {report.complained:>7,}  (reported as spam by the member; among the sent)")
     if report.rate_per_second:
         click.echo(f"  rate      {report.rate_per_second:8.1f} messages/s over the last minute")
     activity = report.activity
@@ -849,6 +856,124 @@ def sink(host: str, port: int, maildir: Path) -> None:
             f"Sink listening on {host}:{server.port}, storing mail in {display_path(maildir)} (Ctrl-C stops)"
         )
         server.serve_forever()
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--since",
+    "days",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Only what came back in the last DAYS days.",
+)
+@click.option("--review", is_flag=True, help="List the reports that could not be classified instead.")
+@click.pass_context
+def bounces(ctx: click.Context, days: float, review: bool) -> None:
+    """Bounces and complaints: take them in, see them, undo a wrong suppression.
+
+    With no command: the recent bounces and complaints, newest first (who, when, which campaign, the
+    code and the server's words, and what was done)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from newsletter.bounces.history import Bounces
+
+    events = Bounces(_store(ctx)).recent(days, review)
+    what = "reports that could not be classified" if review else "bounces or complaints"
+    if not events:
+        click.echo(f"No {what} in the last {days:g} days.")
+        return
+    for event in events:
+        campaign = f"  {event.campaign}" if event.campaign else ""
+        code = f"  {event.status}" if event.status else ""
+        undone = "  [undone]" if event.undone else ""
+        click.echo(
+            f"{event.received_at:%Y-%m-%d %H:%M} UTC  {event.kind:<9}  {event.who}{campaign}{code}  via {event.source}"
+            f"{undone}"
+        )
+        if event.diagnostic:
+            click.echo(f"    said: {event.diagnostic}")
+        click.echo(f"    done: {event.action}")
+
+
+@bounces.command("undo")
+@click.argument("email")
+@click.pass_context
+def bounces_undo(ctx: click.Context, email: str) -> None:
+    """Restore a member a bounce or complaint suppressed by mistake (recorded in their consent history)."""
+    from newsletter.bounces.history import Bounces
+
+    click.echo(Bounces(_store(ctx)).undo(email))
+
+
+def _intake(ctx: click.Context) -> tuple[Callable[[bytes, str | None], object], Callable[[bytes], bool], str]:
+    """The processing function, the is-it-a-report test, and the domain bounces come back to."""
+    from newsletter.bounces.intake import Intake, looks_like_report
+    from newsletter.delivery.message import sender_domain
+
+    settings = _settings(ctx)
+    domain = sender_domain(settings)
+    store = _store(ctx)
+    store.ready()
+    return Intake(store, settings).process, lambda raw: looks_like_report(raw, domain), domain
+
+
+@bounces.command("receive")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8026,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one).",
+)
+@click.option("--lmtp", is_flag=True, help="Speak LMTP instead of SMTP (Postfix's lmtp: transport).")
+@click.pass_context
+def bounces_receive(ctx: click.Context, host: str, port: int, lmtp: bool) -> None:
+    """Take reports for bounces+*@DOMAIN from the relay over SMTP or LMTP (docs/bounces.md)."""
+    from newsletter.bounces.receive import BounceReceiver
+
+    process, _, domain = _intake(ctx)
+    with BounceReceiver(process, domain, host, port, lmtp=lmtp) as server:
+        click.echo(
+            f"Taking bounces for bounces+*@{domain} over {server.protocol} on {host}:{server.port} (Ctrl-C stops)"
+        )
+        server.serve_forever()
+    taken = f"{server.accepted:,} report{'' if server.accepted == 1 else 's'} taken in"
+    click.echo(f"{taken}, {server.retried:,} answered 451 for a retry")
+
+
+@bounces.command("read")
+@click.option(
+    "--maildir", type=click.Path(file_okay=False, path_type=Path), help="A Maildir the reports arrive in."
+)
+@click.option(
+    "--imap", metavar="imaps://USER@HOST[:PORT]/FOLDER", help="An IMAP folder the reports arrive in."
+)
+@click.pass_context
+def bounces_read(ctx: click.Context, maildir: Path | None, imap: str | None) -> None:
+    """Process the reports waiting in a mailbox: each is moved to its Processed or Review folder;
+    every other message is left exactly as it was, and nothing is deleted."""
+    from newsletter.bounces.mailbox import read_imap, read_maildir
+
+    if (maildir is None) == (imap is None):
+        raise UserError("Say where the reports are: --maildir DIR or --imap imaps://user@host/FOLDER (one).")
+    process, looks_like_report, _ = _intake(ctx)
+
+    def note(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    if maildir is not None:
+        tally = read_maildir(maildir, process, looks_like_report, note)
+    else:
+        settings = _settings(ctx)
+        tally = read_imap(
+            imap or "", settings.imap_password, settings.imap_ca_file, process, looks_like_report, note
+        )
+    click.echo(tally.summary())
+    if tally.failed:
+        ctx.exit(1)
 
 
 @cli.group()

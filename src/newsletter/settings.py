@@ -25,6 +25,8 @@ CONFIG_VARIABLE = "NEWSLETTER_CONFIG"  # the settings file to read, when it is n
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DATABASE_URL = "sqlite:///newsletter.sqlite3"
 PATH_SETTINGS = ("issues_dir", "theme_dir", "vocabulary_dir")
+# Optional files: text, "" when unset, else made absolute like paths.
+FILE_SETTINGS = ("ses_signing_cert", "imap_ca_file")
 # Folders a project may hold to replace the bundled ones: (setting, folder, a file that shows it is there).
 PROJECT_FOLDERS = (("theme_dir", "templates", "email"), ("vocabulary_dir", "subscribers", "topics.yaml"))
 DEFAULT_SECRET_KEY = "change-me-this-key-is-only-for-trying-things-out"
@@ -43,6 +45,16 @@ SETTING_HELP = {
     "max_rate": "messages a second at most, all recipients together (0: as fast as the relay takes them)",
     "domain_rate": "messages a second at most to any one recipient domain (0: no limit)",
     "concurrency": "SMTP connections a worker keeps open",
+    "bounce_threshold": "soft bounces (counted at most one a day) that suppress a member; a hard bounce does at once",
+    "bounce_quiet_days": "days without a soft bounce after which a member's soft-bounce count starts again from 0",
+    "ses_signing_cert": "Amazon SNS's signing certificate (a PEM file, downloaded once; the server never fetches it): enables /webhooks/ses",
+    "ses_topic_arn": "the SNS topic(s), comma-separated, whose SES notifications /webhooks/ses accepts",
+    "postmark_webhook_user": "the basic-auth user in Postmark's webhook URL: with the password, enables /webhooks/postmark",
+    "postmark_webhook_password": "the basic-auth password in Postmark's webhook URL (a long random value; keep it secret)",
+    "mailgun_signing_key": "Mailgun's HTTP webhook signing key (keep it secret): enables /webhooks/mailgun",
+    "sendgrid_public_key": "SendGrid's signed event webhook verification key (base64): enables /webhooks/sendgrid",
+    "imap_password": "the password `bounces read --imap` logs in with (keep it secret; or NEWSLETTER_IMAP_PASSWORD)",
+    "imap_ca_file": "a CA certificate (PEM) to trust for `bounces read --imap`, for a private CA (default: the system's)",
     "network_name": "the network's name, in emails and on the pages",
     "issues_dir": "the folder of issues, one folder each",
     "theme_dir": "the theme (default: templates/ here if there is one, else the bundled theme)",
@@ -66,6 +78,16 @@ class Settings:
     max_rate: float = 0.0
     domain_rate: float = 0.0
     concurrency: int = 4
+    bounce_threshold: int = 5
+    bounce_quiet_days: int = 7
+    ses_signing_cert: str = ""  # a file: made absolute like the paths, but "" means none
+    ses_topic_arn: str = ""
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = field(default="", repr=False)  # secrets stay out of any printed Settings
+    mailgun_signing_key: str = field(default="", repr=False)
+    sendgrid_public_key: str = ""
+    imap_password: str = field(default="", repr=False)
+    imap_ca_file: str = ""  # a file, like ses_signing_cert
     network_name: str = "Health Equity Network"
     issues_dir: Path = field(default_factory=lambda: Path("issues"))
     theme_dir: Path = field(default_factory=lambda: _project_or_bundled("templates", "email"))
@@ -116,6 +138,9 @@ class Settings:
         for name in PATH_SETTINGS:
             if isinstance(values.get(name), str | Path):
                 values[name] = (bases.get(name, project) / str(values[name])).resolve()
+        for name in FILE_SETTINGS:
+            if isinstance(values.get(name), str) and values[name]:
+                values[name] = str((bases.get(name, project) / str(values[name])).resolve())
         url = values.get("database_url", DEFAULT_DATABASE_URL)
         if isinstance(url, str):
             values["database_url"] = absolute_sqlite_url(url, bases.get("database_url", project))

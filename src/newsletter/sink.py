@@ -8,22 +8,16 @@ reads Maildir (mutt -f DIR, Thunderbird, `python -m mailbox`) can open the resul
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import mailbox
-import signal
-import socket
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from newsletter.errors import UserError, display_path
-from newsletter.running import Running
+from newsletter.listener import SmtpListener
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "RECEIVED_HEADER", "MaildirSink"]
 
@@ -31,46 +25,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025
 RECEIVED_HEADER = "X-Newsletter-Sink-Received"
 _GREETING_NAME = "newsletter-sink"  # an explicit name: aiosmtpd's default asks DNS for the machine's FQDN
-
-
-def _free_port(host: str) -> int:
-    """Let the kernel pick an unused port: aiosmtpd's Controller needs a concrete number before it binds."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _check_bindable(host: str, port: int) -> None:
-    """Bind (host, port) the way asyncio will, so a busy port fails at once instead of after a 5 s timeout.
-
-    aiosmtpd only notices a failed bind when its ready-timeout expires; this probe makes the error immediate
-    and lets us phrase it for the user.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as error:
-        raise UserError(f"Cannot listen on {host}:{port}: unknown host ({error.strerror}).") from None
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio.create_server does
-            try:
-                sock.bind(address)
-            except OSError as error:
-                raise _bind_error(host, port, error) from None
-
-
-def _bind_error(host: str, port: int, error: OSError) -> UserError:
-    if error.errno == errno.EADDRINUSE:
-        return UserError(
-            f"Cannot listen on {host}:{port}: the port is already in use. Stop the other server "
-            f"(perhaps another `newsletter sink`) or choose another port with --port."
-        )
-    if error.errno == errno.EACCES:
-        return UserError(f"Cannot listen on {host}:{port}: permission denied; use a port above 1023.")
-    if error.errno == errno.EADDRNOTAVAIL:
-        return UserError(f"Cannot listen on {host}:{port}: this machine has no such address.")
-    return UserError(f"Cannot listen on {host}:{port}: {error.strerror or error}.")
 
 
 _MAILDIR_PARTS = ("tmp", "new", "cur")
@@ -125,91 +79,33 @@ class _MaildirHandler:
         return "250 2.0.0 Stored in the local Maildir, not delivered"
 
 
-class MaildirSink(Running):
+class MaildirSink(SmtpListener):
     """An SMTP server on loopback that stores what it receives in a Maildir, for trying sends safely.
 
     Use as a context manager (``with MaildirSink(dir) as sink: ... sink.port``) in tests and scripts, or call
     `serve_forever()` from the CLI. Port 0 picks a free port; a busy port raises `UserError`.
     """
 
+    OTHER = "another `newsletter sink`"
+
     def __init__(self, maildir: Path | str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+        super().__init__(host, port)
         self.maildir = Path(maildir)
-        self.host = host
-        self.requested_port = port
-        self.port: int = port
         self._handler: _MaildirHandler | None = None
-        self._controller: Controller | None = None
-        self._stop_requested = threading.Event()
 
-    # -- lifecycle -----------------------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._controller is not None
-
-    def start(self) -> None:
-        """Create the Maildir if needed and start listening (in a background thread)."""
-        if self._controller is not None:
-            raise RuntimeError("MaildirSink is already running")
+    def prepare(self) -> None:
+        """Create the Maildir if needed, or refuse a folder that cannot be one."""
         try:
             self._handler = _MaildirHandler(self.maildir)
         except OSError as error:
             raise UserError(
                 f"Cannot use {display_path(self.maildir)} as a Maildir: {error.strerror or error}."
             ) from None
-        port = self.requested_port or _free_port(self.host)
-        _check_bindable(self.host, port)
-        controller = Controller(
-            self._handler,
-            hostname=self.host,
-            port=port,
-            server_hostname=_GREETING_NAME,
-            ready_timeout=10.0,
+
+    def controller(self, port: int) -> Controller:
+        return Controller(
+            self._handler, hostname=self.host, port=port, server_hostname=_GREETING_NAME, ready_timeout=10.0
         )
-        try:
-            controller.start()
-        except OSError as error:  # lost a race for the port between our probe and aiosmtpd's bind
-            with contextlib.suppress(Exception):
-                controller.stop(no_assert=True)
-            raise _bind_error(self.host, port, error) from None
-        self._controller = controller
-        self.port = port
-        self._stop_requested.clear()
-
-    def stop(self) -> None:
-        """Stop listening; messages already stored stay in the Maildir. Safe to call twice."""
-        controller, self._controller = self._controller, None
-        if controller is not None:
-            controller.stop()
-
-    def shutdown(self) -> None:
-        """Ask a running `serve_forever()` to return; callable from any thread."""
-        self._stop_requested.set()
-
-    def serve_forever(self) -> None:
-        """Start if needed, block until SIGINT/SIGTERM (or `shutdown()`), then stop cleanly.
-
-        Signal handlers are installed only for the duration of the call and only from the main thread (Python
-        allows no other); elsewhere only `shutdown()` ends the wait.
-        """
-        if self._controller is None:
-            self.start()
-        previous: dict[int, Any] = {}
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            self._stop_requested.set()
-
-        try:
-            if threading.current_thread() is threading.main_thread():
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    previous[signum] = signal.signal(signum, request_stop)
-            # A timed wait keeps the main thread responsive to signals on every platform.
-            while not self._stop_requested.wait(0.2):
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            self.stop()
 
     # -- results -------------------------------------------------------------------------------------------
 

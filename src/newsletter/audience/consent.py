@@ -32,6 +32,8 @@ class Action(enum.StrEnum):
     PREFERENCES = "preferences_changed"
     UNSUBSCRIBED = "unsubscribed"
     ERASED = "erased"
+    COMPLAINED = "complained"  # reported our mail as spam: left everything (bounces/scoring.py)
+    RESTORED = "restored"  # a bounce or complaint suppression undone by an editor (`bounces undo`)
 
 
 # Every column a writer fills, in the order `BulkRecords` hands them to the driver: the two that

@@ -163,20 +163,41 @@ def erase(session: Session, member: Subscriber, source: str) -> None:
     record(session, Action.ERASED, source, email_hash=digest)
 
 
-def suppress(session: Session, email: str, reason: str, source: str, keep_address: bool = True) -> None:
-    """Never mail this address again (hard bounce, complaint, manual block)."""
+def suppress(session: Session, email: str, reason: str, source: str, keep_address: bool = True) -> bool:
+    """Never mail this address again (hard bounce, complaint, manual block). False if it already was."""
     normal = addresses.normalise(email)
     digest = addresses.address_hash(normal)
-    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is None:
-        session.add(
-            Suppression(
-                email_hash=digest,
-                email=normal if keep_address else None,
-                reason=reason,
-                source=source,
-                created_at=utcnow(),
-            )
+    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is not None:
+        return False
+    session.add(
+        Suppression(
+            email_hash=digest,
+            email=normal if keep_address else None,
+            reason=reason,
+            source=source,
+            created_at=utcnow(),
         )
+    )
+    return True
+
+
+# Members a dead address or a complaint moves to `bounced` or `complained`; one who unsubscribed stays
+# unsubscribed (their own choice is what `subscribers show` and `bounces undo` must go on seeing).
+STILL_JOINED = (Status.PENDING, Status.ACTIVE)
+
+
+def bounced(session: Session, subscriber_id: int, email: str, source: str) -> bool:
+    """The address does not exist: suppressed, and its member marked bounced. The one rule behind the
+    worker's 5xx (`delivery.ledger.record`) and a bounce that comes back later (`bounces.scoring`).
+    True if the member's status changed."""
+    suppress(session, email, "bounced", source[:200])
+    result = session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.status.in_(STILL_JOINED))
+        .values(status=Status.BOUNCED, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount)
 
 
 def _suppression(session: Session, email: str) -> str | None:

@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -142,6 +144,10 @@ class Subscriber(Base):
     # Members already here when links got keys (schema 0005): their unsubscribe and preferences links
     # made up to this moment, in issues already sent, carry no key and still work. None for later members.
     keyless_links_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Soft bounces counted against the member (`bounces/scoring.py`): at most one a day, forgotten after
+    # a quiet spell, suppressed at `bounce_threshold`. `bounce_scored_on` is the day of the last one counted.
+    bounce_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    bounce_scored_on: Mapped[dt.date | None] = mapped_column(Date)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -253,6 +259,7 @@ class RateLimit(Base):
 
 __all__ = [
     "Base",
+    "BounceEvent",
     "Campaign",
     "CampaignStatus",
     "ConsentRecord",
@@ -287,7 +294,8 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"  # a 4xx or a dropped connection: tried again after a backoff
     FAILED = "failed"
-    BOUNCED = "bounced"  # a permanent 5.1.x refusal: the address is suppressed
+    BOUNCED = "bounced"  # refused: a 5xx while sending, or a failure report that came back after it
+    # (then `sent_at` is set); a permanent 5.1.x refusal also suppresses the address
     SKIPPED = "skipped"  # left, bounced or was suppressed after the campaign started
 
 
@@ -329,6 +337,9 @@ class Delivery(Base):
     last_reply: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The member reported this message as spam (a complaint). The message did arrive, so the status
+    # stays `sent` and every rule about who had the issue holds; `status` counts these apart.
+    complained_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "subscriber_id"),
@@ -348,3 +359,28 @@ class TestSend(Base):
     addresses: Mapped[list[str]] = mapped_column(JSON)
     results: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BounceEvent(Base):
+    """One bounce, complaint or auto-reply as it came back, and what was done about it.
+
+    The member's row is named by id only (ON DELETE SET NULL): erasing a member leaves their events
+    without an address, the hash alone saying they were the same person.
+    """
+
+    __tablename__ = "bounce_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20))  # `bounces.findings.Kind`
+    source: Mapped[str] = mapped_column(String(40))  # how it was read: dsn, flufl, arf, ses...
+    status: Mapped[str | None] = mapped_column(String(20))  # the enhanced status code, e.g. 5.1.1
+    diagnostic: Mapped[str] = mapped_column(String(1000), default="")
+    action: Mapped[str] = mapped_column(String(300), default="")  # what was done, in words
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime)  # when the report says it happened
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)  # when it came in
+    undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # `bounces undo` restored the member

@@ -35,6 +35,8 @@ class CampaignReport:
     rate_per_second: float
     seconds_left: float | None  # only while a worker is sending: no estimate when nobody is
     activity: ledger.Activity | None = None  # for a campaign that is sending: is anyone at work on it
+    bounced_later: int = 0  # of the bounced, those a report said so after the message was sent
+    complained: int = 0  # sent messages their member reported as spam
 
     @property
     def state(self) -> str:
@@ -348,4 +350,10 @@ def report(session: Session, campaign: Campaign) -> CampaignReport:
     # runs out, and no estimate can say when anyone will send them.
     working = activity is not None and activity.fresh_leases > 0
     left = waiting / rate if rate > 0 and working else None
-    return CampaignReport(campaign, counts, rate, left, activity)
+    bounced_later, complained = session.execute(
+        select(
+            func.count(Delivery.sent_at).filter(Delivery.status == DeliveryStatus.BOUNCED),
+            func.count(Delivery.complained_at),
+        ).where(Delivery.campaign_id == campaign.id)
+    ).one()
+    return CampaignReport(campaign, counts, rate, left, activity, bounced_later or 0, complained or 0)

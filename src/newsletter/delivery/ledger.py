@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from newsletter.audience.members import suppress
+from newsletter.audience.members import bounced
 from newsletter.db import rules
 from newsletter.db.bulk import bind_processor
 from newsletter.db.models import (
@@ -46,7 +46,6 @@ from newsletter.db.models import (
     CampaignStatus,
     Delivery,
     DeliveryStatus,
-    Status,
     Subscriber,
     SubscriberTopic,
     Topic,
@@ -283,10 +282,7 @@ def record(
             values["next_attempt_at"] = now + backoff(claimed.attempts, retry_base_seconds)
         elif reply.outcome == Outcome.BOUNCED:
             status = DeliveryStatus.BOUNCED
-            suppress(session, claimed.email, "bounced", f"campaign {claimed.campaign_id}: {reply}"[:200])
-            session.execute(
-                update(Subscriber).where(Subscriber.id == claimed.subscriber_id).values(status=Status.BOUNCED)
-            )
+            bounced(session, claimed.subscriber_id, claimed.email, f"campaign {claimed.campaign_id}: {reply}")
         else:
             status = DeliveryStatus.FAILED
             if reply.outcome == Outcome.DEFERRED:

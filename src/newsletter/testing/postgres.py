@@ -9,7 +9,6 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from newsletter.running import Running
+from newsletter.testing.ports import free_port
 
 __all__ = ["TemporaryPostgres", "find_postgres_bindir"]
 
@@ -68,13 +68,6 @@ def find_postgres_bindir() -> Path:
         if _has_server_binaries(Path(candidate)):
             return Path(candidate)
     raise RuntimeError(_INSTALL_HINT)
-
-
-def _free_port() -> int:
-    """Ask the kernel for an unused loopback port, so parallel runs never collide on 5432."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -206,7 +199,7 @@ class TemporaryPostgres(Running):
         assert self.bindir is not None
         failure = ""
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             self._write_config(port)
             argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path)]
             argv += ["-w", "-t", str(int(self.startup_timeout)), "start"]

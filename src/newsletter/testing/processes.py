@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,15 +18,9 @@ from pathlib import Path
 
 from newsletter.running import Running, terminate
 from newsletter.settings import ENV_PREFIX, Settings
+from newsletter.testing.ports import LOOPBACK, free_port
 
-LOOPBACK = "127.0.0.1"
 START_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -39,7 +39,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -55,6 +54,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from newsletter.running import Running
+from newsletter.testing.ports import LOOPBACK, free_port, listening
 
 __all__ = [
     "ANY_ADDRESS",
@@ -68,18 +68,11 @@ __all__ = [
     "smtp_source",
 ]
 
-LOOPBACK = "127.0.0.1"
+
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SMTP_SOURCE = Path("/usr/sbin/smtp-source")
 _GREETING_NAME = "newsletter-test-smtp"  # explicit: aiosmtpd's default asks DNS for the machine's FQDN
 _START_ATTEMPTS = 3  # a free port we picked can be taken by someone else before the server binds it
-
-
-def _free_port() -> int:
-    """An unused loopback port; aiosmtpd's Controller and smtp-sink both need a concrete number up front."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def _require_binary(path: Path) -> Path:
@@ -257,7 +250,7 @@ class RecordingSMTPServer(Running):
         if self._controller is not None:
             raise RuntimeError("RecordingSMTPServer is already running")
         for attempt in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             controller = Controller(
                 _RecordingHandler(self),
                 hostname=self.host,
@@ -540,12 +533,12 @@ class PostfixSmtpSink(Running):
     def _start(self) -> None:
         failure = ""
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             argv = self.argv(port)
             with self._stdout_path.open("wb") as out, self._stderr_path.open("wb") as err:
                 # Files, not pipes: nobody has to drain them while smtp-sink runs.
                 self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-            if self._wait_until_listening(port):
+            if self._wait_untillistening(port):
                 self.port = port
                 return
             failure = self._stderr_path.read_text(errors="replace").strip()
@@ -554,14 +547,14 @@ class PostfixSmtpSink(Running):
                 break  # not a port race: retrying will not help
         raise RuntimeError(f"smtp-sink did not start: {failure or 'no error output'}\ncommand: {argv}")
 
-    def _wait_until_listening(self, port: int) -> bool:
+    def _wait_untillistening(self, port: int) -> bool:
         """Poll until the port listens, without connecting (a probe connection would count as a session)."""
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 return False
-            if _listening(self.host, port):
+            if listening(self.host, port):
                 return True
             time.sleep(0.005)
         return False
@@ -631,22 +624,6 @@ class PostfixSmtpSink(Running):
         files = [path for path in self.dump_dir.iterdir() if path.is_file()]
         files.sort(key=lambda path: (path.stat().st_mtime_ns, path.name))
         return [path.read_bytes() for path in files]
-
-
-def _listening(host: str, port: int) -> bool:
-    """Whether a socket listens on host:port, from /proc/net/tcp (Linux); elsewhere fall back to connecting."""
-    try:
-        table = Path("/proc/net/tcp").read_text()
-    except OSError:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return True
-        return False
-    wanted = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
-    for line in table.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[1] == wanted and fields[3] == "0A":  # 0A = TCP_LISTEN
-            return True
-    return False
 
 
 def smtp_source(

@@ -120,9 +120,11 @@ def create_app(
     _error_pages(app)
     from newsletter.web import pages
     from newsletter.web.archive import archive_blueprint
+    from newsletter.web.webhooks import webhooks_blueprint
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(archive_blueprint(settings))  # the past issues at /archive/
+    app.register_blueprint(webhooks_blueprint(settings))  # providers' bounces at /webhooks/<provider>
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app

@@ -5,6 +5,11 @@ signs that value (salted "csrf", timed). A POST is accepted only when the form's
 and names the cookie the browser sent, so another site can neither forge the form nor reuse a token
 without the cookie. No session store and no script are needed. The RFC 8058 one-click unsubscribe is
 the one POST without it: mail providers send no cookie, and the unguessable link is the authority.
+
+The other exemption is the `webhooks` blueprint (`POST /webhooks/<provider>`, `web/webhooks.py`) and only
+it: email providers post there, never a browser, and each request must carry the provider's signature
+(or Postmark's basic-auth credentials), which is checked instead. `CSRF_EXEMPT_BLUEPRINTS` names it, and
+its views never call `Csrf.valid`; every other POST view does.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ CSRF_COOKIE = "newsletter_csrf"
 SECURE_CSRF_COOKIE = "__Host-" + CSRF_COOKIE
 CSRF_FIELD = "csrf_token"
 CSRF_MAX_AGE = 12 * 3600  # a form left open on a phone between meetings still works
+CSRF_EXEMPT_BLUEPRINTS = frozenset({"webhooks"})  # provider-signed requests; see the module docstring
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
