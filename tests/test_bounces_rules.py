@@ -395,3 +395,22 @@ def test_bounces_and_undo_through_the_installed_command(tmp_path):
     assert refused.returncode == 1
     assert "unsubscribed of their own accord" in refused.stderr
     assert "[undone]" in newsletter(folder, "bounces").stdout
+
+
+def test_a_confirmation_email_that_bounces_is_taken_in_like_a_campaigns(database_url, tmp_path):
+    """The pages' emails leave from the member's VERP address too, so a dead address given on the sign-up
+    form comes back to the same rules: the pending member is marked bounced and never mailed again."""
+    from web_support import open_site
+
+    for site in open_site(database_url):
+        assert site.subscribe("gone@example.org").status_code == 200
+        site.mail(1)
+        [sent] = site.smtp.messages
+        local, _, domain = sent.envelope_from.partition("@")
+        assert local.startswith("bounces+") and domain == DOMAIN
+        token = local.removeprefix("bounces+")
+        returned = dsn(token, [("gone@example.org", "failed", "5.1.1", "550 5.1.1 No such user")])
+        processed = Intake(site.store, site.settings).process(returned, envelope_to=sent.envelope_from)
+        assert [finding.kind for finding in processed.findings] == [Kind.HARD]
+        member = site.member("gone@example.org")
+        assert member is not None and member.status == Status.BOUNCED

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from newsletter.delivery.message import sender_domain
+from newsletter.delivery.message import bounce_address, sender_domain
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport, smtp_form
 from newsletter.settings import Settings
 
@@ -122,9 +122,10 @@ class Mailer:
         )
         return message.as_bytes()
 
-    def send(self, kind: str, to: str, url: str) -> Reply:
+    def send(self, kind: str, to: str, url: str, bounce: str | None = None) -> Reply:
         """Send one notice; the relay's reply (`Outcome.SENT` when it took it). A stale pooled
-        connection is retried once. The pages send through their `Outbox`, never straight from a
+        connection is retried once. With `bounce` (a member's VERP token) the envelope sender is
+        `bounces+TOKEN@domain`, as a campaign message's is, so a bounce of it reaches the same rules. The pages send through their `Outbox`, never straight from a
         request's thread.
 
         A refusal or an unreachable relay is logged here, with the relay's reason and the address
@@ -132,9 +133,10 @@ class Mailer:
         words whoever the address belongs to, so it cannot reveal who is a member.
         """
         data = self.build(kind, to, url)
-        reply = self.transport.send(self.sender, to, data)
+        sender = bounce_address(bounce, self.settings) if bounce else self.sender
+        reply = self.transport.send(sender, to, data)
         if reply.outcome == Outcome.DEFERRED and reply.code == 0:
-            reply = self.transport.send(self.sender, to, data)
+            reply = self.transport.send(sender, to, data)
         if reply.outcome != Outcome.SENT:
             log.warning(
                 "%s email to %s not sent (%s): %s", kind, masked(to), reply.outcome, hidden(str(reply), to)

@@ -50,12 +50,15 @@ RECENT_SENDS = 15  # how many recent send times the stand-in letters copy (their
 @dataclass(frozen=True)
 class Letter:
     """One email for the outbox: the kind of notice (`mail.NOTICES`), to whom, the link in it. With
-    `send=False` it is built and never sent (an address that is never mailed)."""
+    `send=False` it is built and never sent (an address that is never mailed). `bounce` is the VERP
+    token of the member it is for, so a bounce of it is taken in like a campaign message's; None
+    sends it from the plain From address."""
 
     kind: str
     to: str
     url: str
     send: bool = True
+    bounce: str | None = None
 
 
 class _State(enum.Enum):
@@ -217,7 +220,7 @@ class Outbox:
                 typical = statistics.median(self._recent) if self._recent else 0.0
             time.sleep(max(0.0, started + typical - time.monotonic()))
             return True, False
-        reply = self.mailer.send(letter.kind, letter.to, letter.url)
+        reply = self.mailer.send(letter.kind, letter.to, letter.url, letter.bounce)
         unreachable = reply.outcome == Outcome.DEFERRED and reply.code in (0, 421)
         return reply.outcome == Outcome.SENT, unreachable
 

@@ -149,7 +149,8 @@ def sign_up_email(outcome: membership.SignUp) -> bool:
     kind = outcome.reply.value if mailed else Reply.CONFIRM.value
     purpose, endpoint = SIGN_UP_LINKS[Reply(kind)]
     token = here.tokens.make(purpose, outcome.subscriber_id or 0, outcome.link_key)
-    letter = Letter(kind, outcome.email, absolute(endpoint, token=token), send=mailed)
+    bounce = here.tokens.make("bounce", outcome.subscriber_id or 0, outcome.link_key)  # VERP, as campaigns
+    letter = Letter(kind, outcome.email, absolute(endpoint, token=token), send=mailed, bounce=bounce)
     store = here.store
 
     def withdraw() -> None:
@@ -348,6 +349,8 @@ def change_address(session: Session, member: Subscriber, token: str) -> Any:
                     membership.withdraw_email_change(session, waiting, send_to)
 
         after_commit(
+            # From the plain address, not VERP: a bounce here is about the new address, which is not
+            # yet the member's, and must not count against the address they have now.
             lambda: here.outbox.post(Letter("email", send_to, link), forget),
             lambda: address_not_sent(member_id, token, typed),
         )
@@ -380,8 +383,9 @@ def new_links(session: Session, member: Subscriber) -> Any:
     membership.revoke_links(session, member, client())
     fresh = here.tokens.make("preferences", member.id, member.link_key)
     link, address = absolute("subscriber.preferences", token=fresh), member.email
+    bounce = here.tokens.make("bounce", member.id, member.link_key)
     after_commit(
-        lambda: here.outbox.post(Letter("links", address, link)),
+        lambda: here.outbox.post(Letter("links", address, link, bounce=bounce)),
         lambda: redirect(url_for("subscriber.preferences", token=fresh, done="unsent"), 303),
     )
     return redirect(url_for("subscriber.preferences", token=fresh, done="revoked"), 303)
