@@ -63,6 +63,24 @@ def _editor(ctx: click.Context) -> Editor:
     return Editor(_settings(ctx))
 
 
+def _listen_options(port: int) -> Callable[[Callable[..., object]], object]:
+    """`--host` and `--port` for a command that listens (the pages, the preview, the bounce receiver)."""
+
+    def add(command: Callable[..., object]) -> object:
+        command = click.option(
+            "--port",
+            default=port,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help="Port (0 picks a free one).",
+        )(command)
+        return click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")(
+            command
+        )
+
+    return add
+
+
 def _out_dir_option(help_text: str, **options: object) -> Callable[[Callable[..., object]], object]:
     """`--out DIR`, the folder a command writes into (required unless a default is given)."""
     options.setdefault("required", "default" not in options)
@@ -189,14 +207,7 @@ def _as_member_options(command: Callable[..., object]) -> Callable[..., object]:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0 picks a free one).",
-)
+@_listen_options(8000)
 @_as_member_options
 @click.pass_context
 def preview(
@@ -842,8 +853,7 @@ def worker(
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535))
+@_listen_options(8025)
 @click.option(
     "--maildir", type=click.Path(file_okay=False, path_type=Path), default=Path("sink"), show_default=True
 )
@@ -920,14 +930,7 @@ def _intake(ctx: click.Context) -> tuple[Callable[[bytes, str | None], object], 
 
 
 @bounces.command("receive")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8026,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0 picks a free one).",
-)
+@_listen_options(8026)
 @click.option("--lmtp", is_flag=True, help="Speak LMTP instead of SMTP (Postfix's lmtp: transport).")
 @click.pass_context
 def bounces_receive(ctx: click.Context, host: str, port: int, lmtp: bool) -> None:
@@ -995,14 +998,7 @@ def archive_build(ctx: click.Context, out_dir: Path) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0 picks a free one).",
-)
+@_listen_options(8000)
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Worker threads.")
 @click.option(
     "--proxies",
