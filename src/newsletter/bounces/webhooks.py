@@ -25,6 +25,7 @@ import json
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,16 +77,18 @@ class Incoming:
             raise BadPayload(f"the body is not JSON ({error})") from None
 
 
-class Provider:
+class Provider(ABC):
     """One provider's webhook: `verify` proves a request and returns its payload, `findings` reads it."""
 
     name = ""
 
+    @abstractmethod
     def verify(self, incoming: Incoming) -> Any:
-        raise NotImplementedError
+        """The request's payload, once its signature (or credentials) prove it came from the provider."""
 
+    @abstractmethod
     def findings(self, payload: Any) -> list[Finding]:
-        raise NotImplementedError
+        """What a verified payload reports, one finding per recipient event."""
 
     def notice(self, payload: Any) -> str | None:
         """Something an admin must act on (SNS's subscription confirmation), for the server's log."""
