@@ -19,7 +19,7 @@ Then it times, in the same run:
   parse, so the stricter reference, and the target is judged against it), and for comparison
   `BytesParser(policy=email.policy.default)`, the modern API, which does more work per header;
 * `classify` alone on each file (no database), to show where the time goes;
-* the real thing: `read_maildir` with `Intake.process`, the library calls behind
+* the real thing: `read_maildir` with `Intake.process_many`, the library calls behind
   `newsletter bounces read --maildir`: classify, record against member and campaign (SQLite), move
   each file to `.Processed`.
 
@@ -273,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             intake = Intake(store, settings)  # type: ignore[arg-type]
             started = time.perf_counter()
-            tally = read_maildir(maildir, intake.process, lambda raw: looks_like_report(raw, domain), print)
+            tally = read_maildir(
+                maildir, intake.process_many, lambda raw: looks_like_report(raw, domain), print
+            )
             pipeline = time.perf_counter() - started
         finally:
             store.close()

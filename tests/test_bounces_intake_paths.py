@@ -88,6 +88,16 @@ class StandIn:
         statuses = [part for part in message.walk() if part.get_content_type() == "message/delivery-status"]
         return Result(understood=bool(statuses))
 
+    def process_many(self, raws: list[bytes]) -> list[Result | Exception]:
+        """`Intake.process_many`: each message's result, or the exception that stopped it."""
+        results: list[Result | Exception] = []
+        for raw in raws:
+            try:
+                results.append(self.process(raw))
+            except RuntimeError as error:
+                results.append(error)
+        return results
+
     @staticmethod
     def looks_like_report(raw: bytes) -> bool:
         """The real test (headers only), so what these readers leave alone is what production leaves."""
@@ -204,7 +214,7 @@ def test_maildir_files_reports_and_leaves_other_mail_alone(tmp_path):
     put(maildir, "cur/4.minutes:2,FS", colleague(4))
     put(maildir, "new/5.minutes", colleague(5))
     intake = StandIn()
-    tally = read_maildir(maildir, intake.process, intake.looks_like_report, print)
+    tally = read_maildir(maildir, intake.process_many, intake.looks_like_report, print)
 
     assert tally == Tally(processed=2, review=1, other=2)
     assert tally.summary() == "2 bounces processed, 1 for review, 2 other messages left as they were"
@@ -213,7 +223,7 @@ def test_maildir_files_reports_and_leaves_other_mail_alone(tmp_path):
     assert snapshot(maildir / ".Review") == {"new/3.odd": unreadable_report("tok3")}
     assert (maildir / ".Processed" / "maildirfolder").exists()
     # A second run finds nothing new to do and still touches nothing.
-    again = read_maildir(maildir, intake.process, intake.looks_like_report, print)
+    again = read_maildir(maildir, intake.process_many, intake.looks_like_report, print)
     assert again == Tally(other=2)
 
 
@@ -221,7 +231,7 @@ def test_a_report_that_fails_to_process_stays_for_the_next_run(tmp_path):
     maildir = make_maildir(tmp_path / "Maildir")
     put(maildir, "new/1.bounce", dsn("tok1"))
     notes: list[str] = []
-    tally = read_maildir(maildir, StandIn(fail=True).process, StandIn.looks_like_report, notes.append)
+    tally = read_maildir(maildir, StandIn(fail=True).process_many, StandIn.looks_like_report, notes.append)
     assert tally.failed == 1 and "stay for the next run" in tally.summary()
     assert snapshot(maildir) == {"new/1.bounce": dsn("tok1")}
     assert "the database is not answering" in notes[0]
@@ -229,7 +239,7 @@ def test_a_report_that_fails_to_process_stays_for_the_next_run(tmp_path):
 
 def test_a_folder_that_is_not_a_maildir_is_one_clear_message(tmp_path):
     with pytest.raises(UserError, match="is not a Maildir"):
-        read_maildir(tmp_path, StandIn().process, StandIn.looks_like_report, print)
+        read_maildir(tmp_path, StandIn().process_many, StandIn.looks_like_report, print)
 
 
 def test_twenty_thousand_messages_where_only_the_reports_move(tmp_path):
@@ -249,7 +259,7 @@ def test_twenty_thousand_messages_where_only_the_reports_move(tmp_path):
 
     started = time.monotonic()
     intake = StandIn()
-    tally = read_maildir(maildir, intake.process, intake.looks_like_report, print)
+    tally = read_maildir(maildir, intake.process_many, intake.looks_like_report, print)
     elapsed = time.monotonic() - started
 
     assert tally == Tally(processed=100, review=4, other=len(others))
@@ -320,7 +330,7 @@ def test_imap_files_reports_and_never_touches_other_mail(dovecot, move, monkeypa
         dovecot.url(folder),
         dovecot.password,
         str(dovecot.ca_file),
-        intake.process,
+        intake.process_many,
         intake.looks_like_report,
         print,
     )
@@ -339,7 +349,7 @@ def test_imap_files_reports_and_never_touches_other_mail(dovecot, move, monkeypa
         dovecot.url(folder),
         dovecot.password,
         str(dovecot.ca_file),
-        intake.process,
+        intake.process_many,
         intake.looks_like_report,
         print,
     )
@@ -379,7 +389,7 @@ def test_imap_that_cannot_be_reached_is_one_clear_message():
             f"imaps://u@127.0.0.1:{free_port()}/INBOX",
             "pw",
             "",
-            StandIn().process,
+            StandIn().process_many,
             StandIn.looks_like_report,
             print,
         )
@@ -412,7 +422,7 @@ def test_the_real_intake_suppresses_the_member_a_dsn_names_whichever_way_it_came
     maildir = make_maildir(tmp_path / "Maildir")
     put(maildir, "new/1.bounce", dsn(token_of["jo@example.com"], "jo@example.com"))
     put(maildir, "new/2.minutes", colleague(2))
-    tally = read_maildir(maildir, intake.process, lambda raw: looks_like_report(raw, DOMAIN), print)
+    tally = read_maildir(maildir, intake.process_many, lambda raw: looks_like_report(raw, DOMAIN), print)
     assert tally == Tally(processed=1, other=1)
 
     with (

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from newsletter.bounces.findings import Finding, Kind
+from newsletter.bounces.history import Bounces, Event
 from newsletter.bounces.webhooks import (
     BadSignature,
     Incoming,
@@ -296,25 +297,69 @@ def test_ses_notification_from_another_topic_is_refused(site, sns):
     assert site.snapshot() == before
 
 
-def test_ses_subscription_confirmation_is_logged_for_an_admin(site, sns, caplog):
-    before = site.snapshot()
-    url = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=x&Token=2336412f37"
-    confirmation = {
-        "Type": "SubscriptionConfirmation",
+def sns_confirmation(kind: str = "SubscriptionConfirmation", topic: str = TOPIC) -> dict[str, Any]:
+    """An SNS (un)subscription confirmation as SNS writes it: its link names the topic and a token."""
+    token = hashlib.sha256(topic.encode()).hexdigest() * 4  # SNS's tokens are 256 hex digits
+    action = "ConfirmSubscription" if kind == "SubscriptionConfirmation" else "Subscribe"
+    return {
+        "Type": kind,
         "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-        "Token": "2336412f37",
-        "TopicArn": TOPIC,
-        "Message": "You have chosen to subscribe to the topic ...",
-        "SubscribeURL": url,
+        "Token": token,
+        "TopicArn": topic,
+        "Message": f"You have chosen to subscribe to the topic {topic}. To confirm, visit the SubscribeURL.",
+        "SubscribeURL": f"https://sns.eu-west-1.amazonaws.com/?Action={action}&TopicArn={topic}&Token={token}",
         "Timestamp": "2026-12-06T12:00:00.000Z",
     }
+
+
+def for_review(site: WebSite) -> list[Event]:
+    """What `newsletter bounces --review` lists."""
+    return Bounces(site.store).recent(review=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("SubscriptionConfirmation", "to confirm that Amazon SNS topic"),
+        ("UnsubscribeConfirmation", "has stopped sending"),
+    ],
+)
+def test_ses_confirmation_is_kept_for_review_with_its_link(site, sns, caplog, kind, says):
+    site.active_member(JO)
+    members = site.snapshot()["subscribers"]
+    confirmation = sns_confirmation(kind)
     with caplog.at_level(logging.INFO):
         response = post(site, "ses", sns.sign(confirmation))
-    assert response.status_code == 200
-    assert url in caplog.text and "never fetches it" in caplog.text
+    assert response.status_code == 200, response.text
+    (item,) = for_review(site)
+    assert (item.kind, item.source) == ("unknown", "ses")
+    assert item.diagnostic.startswith(f"Open {confirmation['SubscribeURL']} in a browser")
+    assert says in item.diagnostic and TOPIC in item.diagnostic
+    assert confirmation["SubscribeURL"] in caplog.text  # the server's log says it too
+    assert Bounces(site.store).recent() == []  # not a bounce, and nobody's standing changed
+    assert site.snapshot()["subscribers"] == members
+
+
+def test_ses_confirmation_link_survives_the_diagnostic_limit(site, sns):
+    topic = "arn:aws:sns:eu-west-1:123456789012:" + "n" * 256  # SNS's longest topic name
+    confirmation = sns_confirmation(topic=topic)
+    assert len(confirmation["SubscribeURL"]) > 600
+    assert post(site, "ses", sns.sign(confirmation)).status_code == 200
+    (item,) = for_review(site)
+    assert confirmation["SubscribeURL"] in item.diagnostic
+
+
+def test_ses_forged_confirmation_is_refused_and_records_nothing(site, sns, tmp_path):
+    before = site.snapshot()
+    (tmp_path / "forger").mkdir()
+    forger = SnsSigner.make(tmp_path / "forger")
+    assert post(site, "ses", forger.sign(sns_confirmation())).status_code == 403
+    swapped = {**sns.sign(sns_confirmation()), "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?x"}
+    assert post(site, "ses", swapped).status_code == 403
+    unsubscribed = {**sns.sign(sns_confirmation("UnsubscribeConfirmation")), "TopicArn": "arn:x"}
+    assert post(site, "ses", unsubscribed).status_code == 403
+    assert for_review(site) == []
     assert site.snapshot() == before
-    forged = {**sns.sign(confirmation), "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?other"}
-    assert post(site, "ses", forged).status_code == 403
 
 
 def test_postmark_hard_bounce_with_basic_auth(site):
@@ -539,3 +584,40 @@ def test_installed_serve_takes_a_signed_mailgun_bounce(tmp_path):
     assert "mailgun refused (403)" in log
     shown = newsletter(folder, "subscribers", "show", JO).stdout
     assert re.search(r"^status\s+bounced$", shown, re.M), shown
+
+
+@pytest.mark.slow
+def test_installed_serve_shows_the_sns_confirmation_link_in_bounces_review(tmp_path):
+    folder = init_project(tmp_path)
+    signer = SnsSigner.make(folder)
+    uncomment(folder / "newsletter.toml", ses_signing_cert=signer.cert_file.name, ses_topic_arn=TOPIC)
+    (tmp_path / "forger").mkdir()
+    forger = SnsSigner.make(tmp_path / "forger")
+    confirmation = sns_confirmation()
+    port = free_port()
+    serve = Background(folder, "serve", "--port", str(port), port=port)
+    try:
+
+        def send(message: dict[str, Any]) -> int:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/webhooks/ses",
+                data=json.dumps(message).encode(),
+                headers={"Content-Type": "text/plain; charset=UTF-8"},  # as SNS sends it
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert send(forger.sign(confirmation)) == 403
+        review = newsletter(folder, "bounces", "--review").stdout
+        assert review.startswith("No reports that could not be classified"), review
+        assert send(signer.sign(confirmation)) == 200
+    finally:
+        log = serve.stop()
+    assert "Traceback" not in log, log
+    review = newsletter(folder, "bounces", "--review").stdout
+    assert f"said: Open {confirmation['SubscribeURL']} in a browser" in review, review
+    assert TOPIC in review and "via ses" in review
+    assert confirmation["SubscribeURL"] in log

@@ -31,6 +31,7 @@ from delivery_support import (
     wait_until,
     worker_logs,
 )
+from newsletter.audience.bouncing import Rules
 from newsletter.db.models import utcnow
 from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_module
@@ -258,9 +259,11 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(database_url, tmp_p
 
             # The slow worker finally hears back (a 4xx), then the new lease holder delivers the message.
             with database.session() as session:
-                ledger_module.record(session, slow, Reply(Outcome.DEFERRED, 451, "4.7.1 Try later"), 60)
+                ledger_module.record(
+                    session, slow, Reply(Outcome.DEFERRED, 451, "4.7.1 Try later"), 60, Rules()
+                )
             with database.session() as session:
-                ledger_module.record(session, taker, Reply(Outcome.SENT, 250, "OK"), 60)
+                ledger_module.record(session, taker, Reply(Outcome.SENT, 250, "OK"), 60, Rules())
 
             row = ledger(sending, campaign.id)[taker.email.lower()]
             assert row.status == "sent", f"the member got the message, but the ledger says {row.status}"

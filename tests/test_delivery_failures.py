@@ -30,7 +30,8 @@ from delivery_support import (
     write_members,
 )
 from newsletter.audience.service import Audience
-from newsletter.db.models import Status, Suppression
+from newsletter.bounces.history import Bounces
+from newsletter.db.models import Status, Subscriber, Suppression
 from newsletter.sink import MaildirSink
 from newsletter.testing.smtp import PostfixSmtpSink
 
@@ -170,6 +171,41 @@ def test_every_kind_of_answer_in_one_campaign(sending, server):
         FLAKY: ("sent", 2),
         MEMBERS[4]: ("sent", 1),
         MEMBERS[5]: ("sent", 1),
+    }
+
+
+def test_a_refusal_while_sending_follows_the_rules_every_bounce_follows(sending, server):
+    """A spam block is never held against the member, a full mailbox is scored, a dead address is
+    suppressed even when the server gives no enhanced code; each is listed by `newsletter bounces`."""
+    server.reply_at_data(POLICY, "554 5.7.1 Message rejected: listed on Spamhaus")
+    server.reply_at_rcpt(GREY, "552 5.2.2 Mailbox full")
+    server.reply_at_rcpt(GONE, "550 No such user here")
+    campaign, _ = sending.send(SAMPLE_SLUG, ["housing"])
+
+    work_until_finished(sending, campaign.id, **FAST_RETRY)
+
+    rows = ledger(sending, campaign.id)
+    assert {email: rows[email].status for email in (POLICY, GREY, GONE)} == {
+        POLICY: "failed",  # `retry` may send it again once the block is lifted
+        GREY: "failed",
+        GONE: "bounced",
+    }
+    with sending.store.session() as session:
+        people = {
+            m.email: m for m in session.scalars(select(Subscriber).where(Subscriber.email.in_(MEMBERS)))
+        }
+        suppressed = set(session.scalars(select(Suppression.email)))
+        assert (people[POLICY].status, people[POLICY].bounce_score) == (Status.ACTIVE, 0)
+        assert (people[GREY].status, people[GREY].bounce_score) == (Status.ACTIVE, 1)
+        assert people[GONE].status == Status.BOUNCED
+        assert suppressed == {GONE}
+    listed = {
+        event.who: (event.kind, event.source, event.status) for event in Bounces(sending.store).recent()
+    }
+    assert listed == {
+        POLICY: ("policy", "smtp", "5.7.1"),
+        GREY: ("soft", "smtp", "5.2.2"),
+        GONE: ("hard", "smtp", ""),
     }
 
 

@@ -19,6 +19,7 @@ from delivery_support import (
 from delivery_support import (
     run_cli as run,
 )
+from newsletter.audience.bouncing import Rules
 from newsletter.db.models import utcnow
 from newsletter.delivery import campaigns
 from newsletter.delivery import ledger as ledger_rules
@@ -80,7 +81,7 @@ def test_status_gives_no_time_left_for_rows_a_stopped_worker_still_holds(sending
         live = ledger_rules.claim(session, "live-worker", 20, lease_seconds=60)
     with sending.store.database.session() as session:
         for row in live:
-            ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60)
+            ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60, Rules())
     with sending.store.database.session() as session:  # and holds a fresh lease on 5 more
         five = ledger_rules.claim(session, "live-worker", 5, lease_seconds=60)
 
@@ -89,7 +90,7 @@ def test_status_gives_no_time_left_for_rows_a_stopped_worker_still_holds(sending
 
     with sending.store.database.session() as session:  # the live worker sends its five and stops
         for row in five:
-            ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60)
+            ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60, Rules())
     time.sleep(2.2)  # over two thirds of the dead worker's lease has gone without its being renewed
 
     result = run(sending.settings, "status", str(campaign_id))

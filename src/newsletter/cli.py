@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from newsletter.audience.service import Audience
     from newsletter.audience.store import Store
+    from newsletter.bounces.intake import Intake
     from newsletter.content.model import Issue
     from newsletter.delivery.campaigns import CampaignReport
     from newsletter.delivery.service import Sending
@@ -917,16 +918,14 @@ def bounces_undo(ctx: click.Context, email: str) -> None:
     click.echo(Bounces(_store(ctx)).undo(email))
 
 
-def _intake(ctx: click.Context) -> tuple[Callable[[bytes, str | None], object], Callable[[bytes], bool], str]:
-    """The processing function, the is-it-a-report test, and the domain bounces come back to."""
+def _intake(ctx: click.Context) -> tuple[Intake, Callable[[bytes], bool]]:
+    """The intake over this command's Store, and the is-it-a-report test for its domain."""
     from newsletter.bounces.intake import Intake, looks_like_report
-    from newsletter.delivery.message import sender_domain
 
-    settings = _settings(ctx)
-    domain = sender_domain(settings)
     store = _store(ctx)
     store.ready()
-    return Intake(store, settings).process, lambda raw: looks_like_report(raw, domain), domain
+    intake = Intake(store, _settings(ctx))
+    return intake, lambda raw: looks_like_report(raw, intake.domain)
 
 
 @bounces.command("receive")
@@ -937,8 +936,9 @@ def bounces_receive(ctx: click.Context, host: str, port: int, lmtp: bool) -> Non
     """Take reports for bounces+*@DOMAIN from the relay over SMTP or LMTP (docs/bounces.md)."""
     from newsletter.bounces.receive import BounceReceiver
 
-    process, _, domain = _intake(ctx)
-    with BounceReceiver(process, domain, host, port, lmtp=lmtp) as server:
+    intake, _ = _intake(ctx)
+    domain = intake.domain
+    with BounceReceiver(intake.process, domain, host, port, lmtp=lmtp) as server:
         click.echo(
             f"Taking bounces for bounces+*@{domain} over {server.protocol} on {host}:{server.port} (Ctrl-C stops)"
         )
@@ -962,17 +962,22 @@ def bounces_read(ctx: click.Context, maildir: Path | None, imap: str | None) -> 
 
     if (maildir is None) == (imap is None):
         raise UserError("Say where the reports are: --maildir DIR or --imap imaps://user@host/FOLDER (one).")
-    process, looks_like_report, _ = _intake(ctx)
+    intake, looks_like_report = _intake(ctx)
 
     def note(text: str) -> None:
         click.echo(f"warning: {text}", err=True)
 
     if maildir is not None:
-        tally = read_maildir(maildir, process, looks_like_report, note)
+        tally = read_maildir(maildir, intake.process_many, looks_like_report, note)
     else:
         settings = _settings(ctx)
         tally = read_imap(
-            imap or "", settings.imap_password, settings.imap_ca_file, process, looks_like_report, note
+            imap or "",
+            settings.imap_password,
+            settings.imap_ca_file,
+            intake.process_many,
+            looks_like_report,
+            note,
         )
     click.echo(tally.summary())
     if tally.failed:

@@ -8,16 +8,19 @@ request whose UPDATE changed the row writes the record, in the same transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Executable, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from newsletter.audience import addresses
 from newsletter.audience.consent import Action, record
+from newsletter.db.database import insert_in
 from newsletter.db.models import (
     ConsentRecord,
     MailingList,
@@ -164,21 +167,32 @@ def erase(session: Session, member: Subscriber, source: str) -> None:
 
 
 def suppress(session: Session, email: str, reason: str, source: str, keep_address: bool = True) -> bool:
-    """Never mail this address again (hard bounce, complaint, manual block). False if it already was."""
+    """Never mail this address again (hard bounce, complaint, manual block). False if it already was.
+
+    One INSERT that does nothing if the address is already suppressed, built once: no read first, so
+    nothing pending in the session need be flushed before it (a bounce mailbox records hundreds at a
+    time), and through Core, since nothing here is an object the session tracks."""
     normal = addresses.normalise(email)
-    digest = addresses.address_hash(normal)
-    if session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is not None:
-        return False
-    session.add(
-        Suppression(
-            email_hash=digest,
-            email=normal if keep_address else None,
-            reason=reason,
-            source=source,
-            created_at=utcnow(),
-        )
+    result = session.connection().execute(
+        _suppress_statement(session.get_bind().dialect.name),
+        {
+            "email_hash": addresses.address_hash(normal),
+            "email": normal if keep_address else None,
+            "reason": reason,
+            "source": source,
+            "created_at": utcnow(),
+        },
     )
-    return True
+    return result.first() is not None  # a row comes back only if one was inserted (rowcount may be -1)
+
+
+@functools.cache
+def _suppress_statement(dialect: str) -> Executable:
+    return (
+        insert_in(dialect)(Suppression)
+        .on_conflict_do_nothing(index_elements=[Suppression.email_hash])
+        .returning(Suppression.id)
+    )
 
 
 # Members a dead address or a complaint moves to `bounced` or `complained`; one who unsubscribed stays
@@ -187,17 +201,25 @@ STILL_JOINED = (Status.PENDING, Status.ACTIVE)
 
 
 def bounced(session: Session, subscriber_id: int, email: str, source: str) -> bool:
-    """The address does not exist: suppressed, and its member marked bounced. The one rule behind the
-    worker's 5xx (`delivery.ledger.record`) and a bounce that comes back later (`bounces.scoring`).
-    True if the member's status changed."""
+    """The address does not exist: suppressed, and its member marked bounced. What `audience.bouncing`
+    does for a hard bounce, whether the worker was refused (`delivery.ledger.record`) or the bounce came
+    back later (`bounces.scoring`). True if the member's status changed."""
     suppress(session, email, "bounced", source[:200])
-    result = session.execute(
-        update(Subscriber)
-        .where(Subscriber.id == subscriber_id, Subscriber.status.in_(STILL_JOINED))
-        .values(status=Status.BOUNCED, updated_at=utcnow())
-        .execution_options(synchronize_session="fetch")
-    )
+    now = utcnow()
+    result = session.connection().execute(_BOUNCED, {"member": subscriber_id, "now": now})
+    loaded = session.identity_map.get(identity_key(Subscriber, subscriber_id))
+    if result.rowcount and loaded is not None:  # the member as this session holds it shows the change
+        set_committed_value(loaded, "status", Status.BOUNCED)
+        set_committed_value(loaded, "updated_at", now)
     return bool(result.rowcount)
+
+
+# `bounced`'s UPDATE, built once (Core: the member this session holds is brought up to date by hand).
+_BOUNCED = (
+    update(Subscriber)
+    .where(Subscriber.id == bindparam("member"), Subscriber.status.in_(STILL_JOINED))
+    .values(status=Status.BOUNCED, updated_at=bindparam("now"))
+)
 
 
 def _suppression(session: Session, email: str) -> str | None:

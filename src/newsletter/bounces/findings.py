@@ -8,19 +8,11 @@ are the same however a bounce arrived.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from dataclasses import dataclass
 
+from newsletter.audience.bouncing import Kind
 
-class Kind(enum.StrEnum):
-    """What happened to one message, as far as the member's standing goes."""
-
-    HARD = "hard"  # the address does not exist or never will (5.1.x): suppress at once
-    SOFT = "soft"  # a temporary failure (4.x.x, mailbox full): scored, suppressed only if it goes on
-    POLICY = "policy"  # refused for the sender's sake (5.7.x, "blocked", "spam"): never the member's fault
-    COMPLAINT = "complaint"  # the member marked it as spam (ARF, a provider's complaint event)
-    AUTO_REPLY = "auto_reply"  # out of office and other automatic replies (RFC 3834): ignored
-    UNKNOWN = "unknown"  # looks like a report but says nothing usable: kept for review
+__all__ = ["Finding", "Kind"]
 
 
 @dataclass(frozen=True)

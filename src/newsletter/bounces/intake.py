@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses
+from newsletter.audience.bouncing import Rules, event
 from newsletter.audience.store import Store
 from newsletter.bounces.classify import classify
 from newsletter.bounces.classify import looks_like_report as looks_like_report
 from newsletter.bounces.findings import Finding, Kind
-from newsletter.bounces.scoring import Rules, apply
-from newsletter.db.models import BounceEvent, Delivery, DeliveryStatus, Subscriber, utcnow
+from newsletter.bounces.scoring import apply
+from newsletter.db.models import Delivery, DeliveryStatus, Subscriber, utcnow
 from newsletter.delivery.message import sender_domain
 from newsletter.settings import Settings
 from newsletter.tokens import KEYLESS, WRONG_PURPOSE, BadToken, Tokens
@@ -40,10 +42,7 @@ MAIL_SOURCES = frozenset({"dsn", "flufl", "arf", "auto_reply", "unknown"})
 PURPOSES = ("bounce", "unsubscribe")
 # `delivery.message.message_id_for`'s form: <nl.CAMPAIGN.TAG.MEMBER@domain> (older ones lack the tag).
 _MESSAGE_ID = re.compile(r"<nl\.(\d{1,18})\.(?:[A-Za-z0-9_-]+\.)?(\d{1,18})@[^>]+>")
-_LIMITS = {
-    name: BounceEvent.__table__.columns[name].type.length
-    for name in ("diagnostic", "action", "status", "source")
-}
+_IN_LIMIT = 500  # ids a prefetch names in one statement, well inside every database's limit
 
 
 @dataclass(frozen=True)
@@ -71,36 +70,78 @@ class Intake:
         written and `understood` is False (a mailbox reader leaves it for a person)."""
         findings = classify(raw, self.domain, envelope_to)
         actions = self.record(findings, now=now) if findings else []
-        return Processed(any(f.kind != Kind.UNKNOWN for f in findings), findings, actions)
+        return _processed(findings, actions)
+
+    def process_many(
+        self, reports: Sequence[bytes], *, now: dt.datetime | None = None
+    ) -> list[Processed | Exception]:
+        """`process` for many messages from a mailbox, recorded in one transaction (a transaction a
+        report is most of the cost of taking a mailbox in). Each message's result is its `Processed`,
+        or the exception that stopped it: one that cannot be read or recorded fails alone, and the
+        rest are recorded."""
+        read: list[list[Finding] | Exception] = []
+        for raw in reports:
+            try:
+                read.append(classify(raw, self.domain))
+            except Exception as error:  # a message that trips the parser: its own failure, not the batch's
+                read.append(error)
+        found = [findings for findings in read if not isinstance(findings, Exception)]
+        try:
+            recorded: Iterator[list[str] | Exception] = iter(self._record_batch(found, now))
+        except Exception:  # one report's findings broke the transaction: each on its own, so only it fails
+            recorded = iter([self._record_alone(findings, now) for findings in found])
+        results: list[Processed | Exception] = []
+        for findings in read:
+            if isinstance(findings, Exception):
+                results.append(findings)
+                continue
+            actions = next(recorded)
+            results.append(actions if isinstance(actions, Exception) else _processed(findings, actions))
+        return results
 
     def record(self, findings: list[Finding], *, now: dt.datetime | None = None) -> list[str]:
         """Apply the rules to each finding and write its event, in one transaction; returns what was
         done to each, in words. `now` (UTC) stands in for the clock in tests."""
-        now = _naive_utc(now) or utcnow()
-        with self.store.session() as session:
-            return [self._record(session, finding, now) for finding in findings]
+        return self._record_batch([findings], now)[0]
 
-    def _record(self, session: Session, finding: Finding, now: dt.datetime) -> str:
+    def _record_alone(self, findings: list[Finding], now: dt.datetime | None) -> list[str] | Exception:
+        try:
+            return self._record_batch([findings], now)[0]
+        except Exception as error:
+            return error
+
+    def _record_batch(self, batch: list[list[Finding]], now: dt.datetime | None) -> list[list[str]]:
+        now = _naive_utc(now) or utcnow()
+        with self.store.session() as session, session.no_autoflush:
+            # Nothing a finding reads was changed by an earlier one's pending writes (the members and
+            # rows are loaded first; the rules' own statements go straight to the database), so the
+            # writes wait for one flush at the commit instead of one before every statement.
+            loaded = _prefetch(session, [finding for findings in batch for finding in findings])
+            return [
+                [self._record(session, finding, now, loaded.deliveries) for finding in findings]
+                for findings in batch
+            ]
+
+    def _record(self, session: Session, finding: Finding, now: dt.datetime, deliveries: Deliveries) -> str:
         member = self._member(session, finding)
-        delivery = self._delivery(session, finding.message_id, member)
+        delivery = _delivery(deliveries, finding.message_id, member)
         action = apply(session, member, finding, self.rules, now)
         if delivery is not None:
             _mark(delivery, finding, now)
         session.add(
-            BounceEvent(
-                subscriber_id=member.id if member is not None else None,
-                email_hash=member.email_hash if member is not None else _hash(finding.address),
-                campaign_id=delivery.campaign_id if delivery is not None else None,
-                kind=finding.kind.value,
-                source=finding.source[: _LIMITS["source"]],
-                status=(finding.status or None) and finding.status[: _LIMITS["status"]],
-                diagnostic=" ".join(finding.diagnostic.split())[: _LIMITS["diagnostic"]],
-                action=action[: _LIMITS["action"]],
-                received_at=_naive_utc(finding.received_at) or now,
-                created_at=now,
+            event(
+                member,
+                finding.address,
+                delivery.campaign_id if delivery is not None else None,
+                finding.kind,
+                finding.source,
+                finding.status,
+                finding.diagnostic,
+                action,
+                _naive_utc(finding.received_at) or now,
+                now,
             )
         )
-        session.flush()
         who = member.email if member is not None else (finding.address or "unknown recipient")
         return f"{who}: {action}"
 
@@ -137,21 +178,59 @@ class Intake:
                 return None
         return None
 
-    def _delivery(
-        self, session: Session, message_id: str | None, member: Subscriber | None
-    ) -> Delivery | None:
-        """The ledger row of this member's message: looked up through the (campaign, member) key the
-        Message-ID holds, so no index on Message-IDs is needed, and only for the token's member."""
-        found = _MESSAGE_ID.search(message_id or "")
-        if member is None or found is None or int(found.group(2)) != member.id:
-            return None
-        return session.scalar(
-            select(Delivery).where(
-                Delivery.campaign_id == int(found.group(1)),
-                Delivery.subscriber_id == member.id,
-                Delivery.message_id == found.group(0),
-            )
+
+# The ledger rows a batch's findings name, by (campaign, member, Message-ID).
+Deliveries = dict[tuple[int, int, str], Delivery]
+
+
+@dataclass
+class _Loaded:
+    """What a batch's findings name, read at once."""
+
+    members: list[Subscriber]  # held here: the session's identity map holds its objects only weakly
+    deliveries: Deliveries
+
+
+def _prefetch(session: Session, findings: list[Finding]) -> _Loaded:
+    """Load at once the members and ledger rows the findings' Message-IDs name, so recording each
+    finding reads no more rows. Only a cache: who a finding is about is still the token's to say."""
+    wanted: dict[int, set[int]] = {}
+    for finding in findings:
+        found = _MESSAGE_ID.search(finding.message_id or "")
+        if found is not None:
+            wanted.setdefault(int(found.group(1)), set()).add(int(found.group(2)))
+    ids = sorted({member for campaign in wanted.values() for member in campaign})
+    members: list[Subscriber] = []
+    for start in range(0, len(ids), _IN_LIMIT):
+        members += session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(ids[start : start + _IN_LIMIT]))
         )
+    deliveries: Deliveries = {}
+    for campaign_id, ids in wanted.items():
+        chosen = sorted(ids)
+        for start in range(0, len(chosen), _IN_LIMIT):
+            rows = session.scalars(
+                select(Delivery).where(
+                    Delivery.campaign_id == campaign_id,
+                    Delivery.subscriber_id.in_(chosen[start : start + _IN_LIMIT]),
+                )
+            )
+            deliveries.update({(row.campaign_id, row.subscriber_id, row.message_id): row for row in rows})
+    return _Loaded(members, deliveries)
+
+
+def _delivery(deliveries: Deliveries, message_id: str | None, member: Subscriber | None) -> Delivery | None:
+    """The ledger row of this member's message: found through the (campaign, member) key the
+    Message-ID holds, and only for the token's member (our Message-IDs can be read by every
+    recipient, so they say which message, not who)."""
+    found = _MESSAGE_ID.search(message_id or "")
+    if member is None or found is None or int(found.group(2)) != member.id:
+        return None
+    return deliveries.get((int(found.group(1)), member.id, found.group(0)))
+
+
+def _processed(findings: list[Finding], actions: list[str]) -> Processed:
+    return Processed(any(f.kind != Kind.UNKNOWN for f in findings), findings, actions)
 
 
 def _mark(delivery: Delivery, finding: Finding, now: dt.datetime) -> None:
@@ -187,14 +266,6 @@ def _keyless(session: Session, subscriber_id: int, issued_at: int | None) -> Sub
 
 def _seconds(moment: dt.datetime) -> int:
     return int(moment.replace(tzinfo=dt.UTC).timestamp())
-
-
-def _hash(address: str | None) -> str | None:
-    """An address we hold no member for, kept only as its hash."""
-    try:
-        return addresses.address_hash(addresses.normalise(address)) if address else None
-    except addresses.InvalidAddress:
-        return None
 
 
 def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:

@@ -19,7 +19,7 @@ import imaplib
 import os
 import re
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +42,7 @@ PROCESSED = "Processed"
 REVIEW = "Review"
 IMAPS_PORT = 993
 _HEADER_BYTES = 64 * 1024  # enough to see any report's headers without reading a large colleague's mail
+BATCH = 200  # reports recorded in one transaction: most of the cost of a report is its own transaction
 _FETCH_BATCH = 500  # UIDs per header FETCH: one round trip for many, short enough for any server's limit
 
 
@@ -52,7 +53,8 @@ class Outcome(Protocol):
     def understood(self) -> bool: ...
 
 
-Process = Callable[[bytes, str | None], Outcome]  # Intake.process(raw, envelope_to)
+# Intake.process_many: one result a message, in order, each an Outcome or the exception that stopped it.
+ProcessMany = Callable[[list[bytes]], Sequence[Outcome | Exception]]
 LooksLikeReport = Callable[[bytes], bool]  # intake.looks_like_report with the domain filled in
 
 
@@ -88,26 +90,56 @@ class Folder(Protocol):
 
 
 def read_reports(
-    folder: Folder, process: Process, looks_like_report: LooksLikeReport, note: Callable[[str], None]
+    folder: Folder,
+    process_many: ProcessMany,
+    looks_like_report: LooksLikeReport,
+    note: Callable[[str], None],
+    batch: int = BATCH,
 ) -> Tally:
-    """Process each report in `folder` and file it away; leave every other message exactly as it is."""
+    """Process each report in `folder` and file it away; leave every other message exactly as it is.
+
+    Reports go to `process_many` `batch` at a time (one transaction each) and are moved once it has
+    recorded them; one that fails stays where it was, for the next run."""
     tally = Tally()
+    waiting: list[tuple[str, bytes]] = []
     for key, header in folder.headers():
         if not looks_like_report(header):
             tally.other += 1
             continue
         try:
-            outcome = process(folder.fetch(key), None)
-        except Exception as error:  # one bad report must not stop the rest; it stays for the next run
-            note(f"{key}: could not be processed ({type(error).__name__}: {error}); left in place")
-            tally.failed += 1
+            waiting.append((key, folder.fetch(key)))
+        except Exception as error:  # one unreadable message must not stop the rest
+            _failed(key, error, note, tally)
+        if len(waiting) >= batch:
+            _file_away(folder, waiting, process_many, note, tally)
+            waiting = []
+    if waiting:
+        _file_away(folder, waiting, process_many, note, tally)
+    return tally
+
+
+def _file_away(
+    folder: Folder,
+    waiting: list[tuple[str, bytes]],
+    process_many: ProcessMany,
+    note: Callable[[str], None],
+    tally: Tally,
+) -> None:
+    outcomes = process_many([raw for _key, raw in waiting])
+    for (key, _raw), outcome in zip(waiting, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            _failed(key, outcome, note, tally)
             continue
         folder.move(key, PROCESSED if outcome.understood else REVIEW)
         if outcome.understood:
             tally.processed += 1
         else:
             tally.review += 1
-    return tally
+
+
+def _failed(key: str, error: Exception, note: Callable[[str], None], tally: Tally) -> None:
+    note(f"{key}: could not be processed ({type(error).__name__}: {error}); left in place")
+    tally.failed += 1
 
 
 # -- Maildir -----------------------------------------------------------------------------------------------
@@ -120,6 +152,7 @@ class MaildirFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._read: tuple[str, bytes] | None = None  # the message `headers` last read whole
         if not all((path / part).is_dir() for part in _MAILDIR_PARTS):
             raise UserError(f"{display_path(path)} is not a Maildir (it needs tmp, new and cur folders).")
 
@@ -136,11 +169,15 @@ class MaildirFolder:
                 try:
                     with open(self.path / key, "rb") as file:
                         head = file.read(_HEADER_BYTES)
+                        whole = len(head) < _HEADER_BYTES or not file.peek(1)
                 except FileNotFoundError:  # a mail client moved it meanwhile: it is not ours to chase
                     continue
+                self._read = (key, head) if whole else None  # a small message is read once, not twice
                 yield key, _header_block(head)
 
     def fetch(self, key: str) -> bytes:
+        if self._read is not None and self._read[0] == key:
+            return self._read[1]
         return (self.path / key).read_bytes()
 
     def move(self, key: str, to: str) -> None:
@@ -347,17 +384,17 @@ def _text(data: list[object]) -> str:
 
 
 def read_maildir(
-    path: Path, process: Process, looks_like_report: LooksLikeReport, note: Callable[[str], None]
+    path: Path, process_many: ProcessMany, looks_like_report: LooksLikeReport, note: Callable[[str], None]
 ) -> Tally:
     """`bounces read --maildir DIR`."""
-    return read_reports(MaildirFolder(path), process, looks_like_report, note)
+    return read_reports(MaildirFolder(path), process_many, looks_like_report, note)
 
 
 def read_imap(
     url: str,
     password: str,
     ca_file: str,
-    process: Process,
+    process_many: ProcessMany,
     looks_like_report: LooksLikeReport,
     note: Callable[[str], None],
 ) -> Tally:
@@ -365,7 +402,7 @@ def read_imap(
     location = ImapLocation.parse(url)
     try:
         with ImapFolder(location, password, ca_file) as folder:
-            return read_reports(folder, process, looks_like_report, note)
+            return read_reports(folder, process_many, looks_like_report, note)
     except (OSError, imaplib.IMAP4.error) as error:
         raise UserError(
             f"The connection to {location} failed: {error}. Run the command again to go on."

@@ -1,15 +1,8 @@
-"""The rules: what a finding does to a member, and how an editor undoes it. Each rule is written here
-once, whichever way the bounce came in (a DSN in a mailbox, the SMTP receiver, a provider's webhook).
+"""The rules for what comes back: a refusal (hard, soft, policy) through `audience.bouncing`, the rules
+the worker's own 5xx replies follow too; a complaint; and how an editor undoes either.
 
-- HARD (the address does not exist): suppressed at once, reason "bounced", status `bounced`
-  (`audience.members.bounced`, the same call the worker makes on a 5xx during sending).
-- SOFT (4.x.x, a full mailbox, a delay): the member's score rises by 1, at most once a calendar day
-  however many bounces that day brings; a soft bounce more than `bounce_quiet_days` after the last
-  one counted starts the score again from 0 (a reset rather than halving: a mailbox that was full
-  for a week in spring says nothing about one full in autumn, and a reset is easy to explain); at
-  `bounce_threshold` the member is suppressed as for a hard bounce.
-- POLICY (5.7.x, "blocked", "spam", "reputation"): never counted against the member; the receiving
-  server refused *our* mail, a sending problem for the list owner to see in `newsletter bounces`.
+- HARD, SOFT and POLICY: `audience.bouncing.refused` (suppress at once; score once a day with a
+  quiet-week reset, suppressing at the threshold; never count a refusal for the sender's sake).
 - COMPLAINT: off every list, status `complained`, suppressed (reason "complained"), and a consent
   record of the complaint naming the lists left, so `undo` can put them back.
 - AUTO_REPLY and UNKNOWN: nothing changes.
@@ -21,12 +14,12 @@ dead address or a complaint still suppresses the address.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses, members
+from newsletter.audience.bouncing import Rules, refused
 from newsletter.audience.consent import Action, record
 from newsletter.bounces.findings import Finding, Kind
 from newsletter.db.models import (
@@ -40,24 +33,12 @@ from newsletter.db.models import (
     utcnow,
 )
 from newsletter.errors import UserError
-from newsletter.settings import Settings
 
 # The suppressions these rules make, and so the only ones `undo` lifts.
 BOUNCED = "bounced"
 COMPLAINED = "complained"
 UNDOABLE = (BOUNCED, COMPLAINED)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The settings the rules read (`bounce_threshold`, `bounce_quiet_days`)."""
-
-    threshold: int = 5
-    quiet_days: int = 7
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Rules:
-        return cls(settings.bounce_threshold, settings.bounce_quiet_days)
+REFUSALS = (Kind.HARD, Kind.SOFT, Kind.POLICY)
 
 
 def apply(
@@ -69,40 +50,14 @@ def apply(
     """
     if member is None:
         return "nobody we hold: nothing changed"
-    where = f"{finding.source} {finding.status or ''}".strip()
-    if finding.kind == Kind.HARD:
-        return _bounced(session, member, f"hard bounce ({where})")
-    if finding.kind == Kind.SOFT:
-        return _soft(session, member, where, rules, now.date())
-    if finding.kind == Kind.POLICY:
-        return "not counted against the member: refused for the sender's sake (a sending problem)"
+    if finding.kind in REFUSALS:
+        where = f"{finding.source} {finding.status or ''}".strip()
+        return refused(session, member, finding.kind, where, rules, now.date())
     if finding.kind == Kind.COMPLAINT:
         return _complained(session, member, finding.source, now)
     if finding.kind == Kind.AUTO_REPLY:
         return "an automatic reply: ignored"
     return "not understood: kept for review (`newsletter bounces --review`)"
-
-
-def _bounced(session: Session, member: Subscriber, why: str) -> str:
-    changed = members.bounced(session, member.id, member.email, why)
-    if changed:
-        return f"suppressed: {why}"
-    return f"address suppressed: {why} (the member was already {member.status.value})"
-
-
-def _soft(session: Session, member: Subscriber, where: str, rules: Rules, today: dt.date) -> str:
-    if member.status not in members.STILL_JOINED:
-        return f"not counted: the member is {member.status.value}"
-    last = member.bounce_scored_on
-    if last == today:
-        return f"soft bounce ({where}): already counted today, score {member.bounce_score:g}"
-    score = member.bounce_score if last is not None and (today - last).days <= rules.quiet_days else 0.0
-    score += 1
-    member.bounce_score, member.bounce_scored_on = score, today
-    session.flush()
-    if score >= rules.threshold:
-        return _bounced(session, member, f"{score:g} soft bounces on separate days ({where})")
-    return f"soft bounce ({where}): score {score:g} of {rules.threshold}"
 
 
 def _complained(session: Session, member: Subscriber, source: str, now: dt.datetime) -> str:

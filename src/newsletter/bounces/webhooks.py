@@ -12,6 +12,8 @@ so its webhook URL carries HTTP basic credentials of our choosing. A request tha
 the enhanced status code and the server's words (`kind_of`), so a spam-filter rejection a provider calls
 "permanent" never counts against the member. The member is named by the VERP token when the provider
 reports our envelope sender, else by the address; the campaign row by our Message-ID when it is echoed.
+SNS's subscription confirmations become a finding too, kept for review: the list owner must open their
+link, and `newsletter bounces --review` is where they look (the server's log is not).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -42,6 +45,8 @@ from newsletter.bounces import classify
 from newsletter.bounces.findings import Finding, Kind
 from newsletter.errors import UserError
 from newsletter.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 5 * 60  # Mailgun's signed timestamp: older (or further ahead) than this is refused
 _TOKEN = re.compile(r"bounces\+([A-Za-z0-9._-]+)@", re.IGNORECASE)
@@ -89,10 +94,6 @@ class Provider(ABC):
     @abstractmethod
     def findings(self, payload: Any) -> list[Finding]:
         """What a verified payload reports, one finding per recipient event."""
-
-    def notice(self, payload: Any) -> str | None:
-        """Something an admin must act on (SNS's subscription confirmation), for the server's log."""
-        return None
 
 
 def providers(settings: Settings) -> dict[str, Provider]:
@@ -193,6 +194,7 @@ _SNS_SIGNED = {
     "SubscriptionConfirmation": _SNS_CONFIRMATION,
     "UnsubscribeConfirmation": _SNS_CONFIRMATION,
 }
+_SNS_CONFIRMATIONS = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 _SNS_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 _SES_BOUNCES = {"Permanent": Kind.HARD, "Transient": Kind.SOFT, "Undetermined": Kind.UNKNOWN}
 # Transient bounces that are about the message, not the mailbox.
@@ -260,16 +262,9 @@ class Ses(Provider):
             return False
         return True
 
-    def notice(self, payload: Any) -> str | None:
-        if payload.get("Type") != "SubscriptionConfirmation":
-            return None
-        return (
-            f"Amazon SNS asks to confirm the subscription of this server to topic {payload.get('TopicArn')}: "
-            f"if that topic is yours, open {payload.get('SubscribeURL')} in a browser (this server never "
-            f"fetches it), and list the topic in setting 'ses_topic_arn'"
-        )
-
     def findings(self, payload: Any) -> list[Finding]:
+        if payload.get("Type") in _SNS_CONFIRMATIONS:
+            return [self._confirmation(payload)]
         if payload.get("Type") != "Notification":
             return []
         try:
@@ -291,6 +286,34 @@ class Ses(Provider):
         if kind == "Complaint":
             return self._complained(_object(event.get("complaint"), "complaint"), token, message_id)
         return []  # deliveries, opens and the rest: nothing to do
+
+    def _confirmation(self, payload: dict[str, Any]) -> Finding:
+        """A (un)subscription confirmation, verified, for the list owner: only they can open its link
+        (this server never fetches anything), so it is kept for review, where `newsletter bounces
+        --review` shows it, and logged. The URL comes first, so that the diagnostic's length limit
+        (1000 characters; a SubscribeURL is 300-650) can only cut the words after it."""
+        url = payload.get("SubscribeURL") or "(no SubscribeURL given)"
+        topic = payload.get("TopicArn")
+        if payload.get("Type") == "SubscriptionConfirmation":
+            listed = (
+                "it is in setting 'ses_topic_arn'"
+                if topic in self.topics
+                else "if that topic is yours, also add it to setting 'ses_topic_arn'"
+            )
+            words = (
+                f"Open {url} in a browser to confirm that Amazon SNS topic {topic} may send SES bounces "
+                f"and complaints to this server ({listed}); this server never opens the link itself"
+            )
+        else:
+            words = (
+                f"Open {url} in a browser only to subscribe again: Amazon SNS topic {topic} has stopped "
+                f"sending SES bounces and complaints to this server (unsubscribed); this server never "
+                f"opens the link itself"
+            )
+        log.warning("webhook ses: %s (kept for review: newsletter bounces --review)", words)
+        return Finding(
+            kind=Kind.UNKNOWN, source=self.name, diagnostic=words, received_at=_when(payload.get("Timestamp"))
+        )
 
     def _bounced(self, bounce: dict[str, Any], token: str | None, message_id: str | None) -> list[Finding]:
         stated = _SES_BOUNCES.get(str(bounce.get("bounceType")), Kind.UNKNOWN)

@@ -9,15 +9,17 @@ traceback from a missing table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +81,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_for(session: Session) -> Callable[..., Any]:
+    """The dialect's own INSERT for the session's database (SQLite or PostgreSQL), which has what the
+    generic one lacks: ON CONFLICT DO NOTHING / DO UPDATE."""
+    return insert_in(session.get_bind().dialect.name)
+
+
+def insert_in(dialect: str) -> Callable[..., Any]:
+    """`insert_for` by the dialect's name, for statements built once and kept."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def create_db_engine(url: str) -> Engine:

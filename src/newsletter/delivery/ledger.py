@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from newsletter.audience.members import bounced
+from newsletter.audience.bouncing import Kind, Rules, event, kind_of, refused, status_in
 from newsletter.db import rules
 from newsletter.db.bulk import bind_processor
 from newsletter.db.models import (
@@ -261,9 +261,11 @@ def backoff(attempts: int, base_seconds: float) -> dt.timedelta:
 
 
 def record(
-    session: Session, claimed: Claimed, reply: Reply | None, retry_base_seconds: float
+    session: Session, claimed: Claimed, reply: Reply | None, retry_base_seconds: float, rules_for: Rules
 ) -> DeliveryStatus:
-    """Write one result (None: skipped, no longer mailable). A hard bounce suppresses the address.
+    """Write one result (None: skipped, no longer mailable). A refusal follows the member rules every
+    bounce follows (`rules_for`: a dead address is suppressed, a full mailbox scored, a spam block
+    never held against the member).
 
     A reply about the relay rather than the recipient (`Reply.relay`) is the worker's to `release`:
     recorded here, it would count as one of the recipient's attempts."""
@@ -280,9 +282,8 @@ def record(
         elif reply.outcome == Outcome.DEFERRED and claimed.attempts < MAX_ATTEMPTS:
             status = DeliveryStatus.DEFERRED
             values["next_attempt_at"] = now + backoff(claimed.attempts, retry_base_seconds)
-        elif reply.outcome == Outcome.BOUNCED:
-            status = DeliveryStatus.BOUNCED
-            bounced(session, claimed.subscriber_id, claimed.email, f"campaign {claimed.campaign_id}: {reply}")
+        elif reply.outcome == Outcome.REFUSED:
+            status = _refused(session, claimed, reply, rules_for, now)
         else:
             status = DeliveryStatus.FAILED
             if reply.outcome == Outcome.DEFERRED:
@@ -295,6 +296,23 @@ def record(
         .execution_options(synchronize_session=False)
     )
     return status
+
+
+def _refused(
+    session: Session, claimed: Claimed, reply: Reply, rules_for: Rules, now: dt.datetime
+) -> DeliveryStatus:
+    """A 5xx for this recipient, judged as a bounce that came back later would be and listed with them
+    (`newsletter bounces`). A dead address makes the row `bounced`; anything else (a full mailbox, a
+    spam block) `failed`, which `retry` may send again once the trouble is over."""
+    code = status_in(reply.text)
+    kind = kind_of(code, str(reply))
+    member = session.get(Subscriber, claimed.subscriber_id)
+    where = f"smtp {code or reply.code}, campaign {claimed.campaign_id}"
+    action = refused(session, member, kind, where, rules_for, now.date())
+    session.add(
+        event(member, claimed.email, claimed.campaign_id, kind, "smtp", code, str(reply), action, now, now)
+    )
+    return DeliveryStatus.BOUNCED if kind == Kind.HARD else DeliveryStatus.FAILED
 
 
 class SentRecorder:

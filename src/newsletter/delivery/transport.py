@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import re
 import smtplib
 import socket
 import ssl
@@ -32,7 +31,6 @@ from urllib.parse import unquote, urlsplit
 
 from newsletter.errors import UserError
 
-HARD_BOUNCE = re.compile(r"\b5\.1\.\d+\b")
 SLOW_DOWN_SECONDS = 5.0
 TIMEOUT = 30.0
 
@@ -41,7 +39,9 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"
     FAILED = "failed"
-    BOUNCED = "bounced"
+    # A 5xx about this recipient. What it means for the member (a dead address, a full mailbox, a spam
+    # block) is the member rules' to say (`audience.bouncing`), not the transport's.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ class SmtpTransport:
         if 200 <= code < 300:
             return Reply(Outcome.SENT, code, message)
         if 500 <= code < 600:
-            return Reply(Outcome.BOUNCED if HARD_BOUNCE.search(message) else Outcome.FAILED, code, message)
+            return Reply(Outcome.REFUSED, code, message)
         return Reply(Outcome.DEFERRED, code, message)
 
     def _connection(self) -> smtplib.SMTP:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from newsletter.audience.bouncing import Rules
 from newsletter.audience.store import Store
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus, utcnow
@@ -234,6 +235,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_seconds = lease_seconds
         self.retry_base_seconds = retry_base_seconds
+        self.bounce_rules = Rules.from_settings(settings)
         self.poll_seconds = poll_seconds
         self.concurrency = max(1, settings.concurrency)
         # Rows leased at a time: a claim costs a few statements whatever its size, so a bigger batch
@@ -367,7 +369,9 @@ class Worker:
         if others or unreached:
             with self.store.session() as session:
                 for row, reply in others:
-                    self.stats.add(ledger.record(session, row, reply, self.retry_base_seconds).value)
+                    self.stats.add(
+                        ledger.record(session, row, reply, self.retry_base_seconds, self.bounce_rules).value
+                    )
                 for row, reply in unreached:
                     ledger.release(session, [row], reply)
         if unreached:

@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience import addresses
-from newsletter.db.database import Database
+from newsletter.db.database import Database, insert_for
 from newsletter.db.models import RateLimit
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class RateLimiter:
         period = int(now // limit.seconds) * limit.seconds  # the window's start, in Unix seconds
         bucket = self.bucket(kind, value)
         with self._database.session() as session:
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            insert = insert_for(session)
             statement = (
                 insert(RateLimit)
                 .values(bucket=bucket, period=period, hits=1)

@@ -49,9 +49,6 @@ def webhooks_blueprint(settings: Settings) -> Blueprint:
         except BadPayload as bad:
             log.warning("webhook %s: bad request (400): %s", provider.name, bad)
             abort(400)
-        notice = provider.notice(payload)
-        if notice:
-            log.warning("%s", notice)
         if findings:
             for action in Intake(site().store, settings).record(findings):
                 log.info("webhook %s: %s", provider.name, action)
