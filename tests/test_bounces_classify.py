@@ -131,6 +131,7 @@ def test_a_non_standard_bounce_is_read_by_flufl_and_judged_by_its_code():
         "5.1.1",
     )
     assert "User unknown" in hard.diagnostic
+    assert hard.message_id == "<nl.1.abc.1@x>"  # from the copy quoted below the words: names the campaign
 
 
 def test_flufl_calls_a_spam_block_permanent_but_it_stays_policy():

@@ -143,6 +143,34 @@ class Site:
             return campaigns.report(session, session.get(Campaign, campaign_id))
 
 
+def test_a_batch_from_a_mailbox_is_recorded_together_and_one_failing_report_fails_alone(site):
+    """`process_many` (what `bounces read` runs, 200 reports a transaction): each report's result in
+    order; a report the database refuses is that report's failure, and the others are still recorded."""
+    campaign_id, ids = site.sent_campaign()
+
+    class RefusesSam(Intake):  # the database refusing one report, as a constraint or a lock would
+        def _record(self, session, finding, now, deliveries, events):
+            if finding.address == "sam@example.org":
+                raise RuntimeError("the database refused this one")
+            return super()._record(session, finding, now, deliveries, events)
+
+    reports = [
+        dsn(site.token(email), [(email, "failed", "5.1.1", "550 5.1.1 User unknown")], message_id=ids[email])
+        for email in ("jo@example.org", "sam@example.org")
+    ]
+    results = RefusesSam(site.store, site.settings).process_many([*reports, b"\xff\xfe not mail at all"])
+
+    assert [type(result).__name__ for result in results] == ["Processed", "RuntimeError", "Processed"]
+    assert results[0].actions == ["jo@example.org: suppressed: hard bounce (dsn 5.1.1)"]
+    assert results[2].understood is False  # not a report: nothing written, left for a person
+    assert site.member("jo@example.org").status == Status.BOUNCED
+    assert site.member("sam@example.org").status == Status.ACTIVE  # its report stays for the next run
+    assert [(event.kind, event.campaign_id) for event in site.events()] == [("hard", campaign_id)]
+
+    again = site.intake.process_many([reports[1]])  # the next run: recorded like any other
+    assert again[0].actions == ["sam@example.org: suppressed: hard bounce (dsn 5.1.1)"]
+
+
 def test_a_hard_bounce_suppresses_the_member_at_once(site):
     processed = site.bounce("jo@example.org", "5.1.1", "550 5.1.1 User unknown", DAY)
     assert processed.understood

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, delete, select, update
+from sqlalchemy import Executable, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -214,10 +214,13 @@ def bounced(session: Session, subscriber_id: int, email: str, source: str) -> bo
     return bool(result.rowcount)
 
 
-# `bounced`'s UPDATE, built once (Core: the member this session holds is brought up to date by hand).
+# `bounced`'s UPDATE, built once (Core: the member this session holds is brought up to date by hand;
+# the states as ORs, since an IN list is expanded anew on every execution).
 _BOUNCED = (
     update(Subscriber)
-    .where(Subscriber.id == bindparam("member"), Subscriber.status.in_(STILL_JOINED))
+    .where(
+        Subscriber.id == bindparam("member"), or_(*(Subscriber.status == status for status in STILL_JOINED))
+    )
     .values(status=Status.BOUNCED, updated_at=bindparam("now"))
 )
 

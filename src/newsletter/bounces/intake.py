@@ -20,12 +20,13 @@ import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from newsletter.audience import addresses
-from newsletter.audience.bouncing import Rules, event
+from newsletter.audience.bouncing import Rules, event, write_events
 from newsletter.audience.store import Store
 from newsletter.bounces.classify import classify
 from newsletter.bounces.classify import looks_like_report as looks_like_report
@@ -76,9 +77,8 @@ class Intake:
         self, reports: Sequence[bytes], *, now: dt.datetime | None = None
     ) -> list[Processed | Exception]:
         """`process` for many messages from a mailbox, recorded in one transaction (a transaction a
-        report is most of the cost of taking a mailbox in). Each message's result is its `Processed`,
-        or the exception that stopped it: one that cannot be read or recorded fails alone, and the
-        rest are recorded."""
+        report would be most of the cost of taking a mailbox in). Each message's result is its `Processed`, or the exception that
+        stopped it: one that cannot be read or recorded fails alone, and the rest are recorded."""
         read: list[list[Finding] | Exception] = []
         for raw in reports:
             try:
@@ -117,18 +117,28 @@ class Intake:
             # rows are loaded first; the rules' own statements go straight to the database), so the
             # writes wait for one flush at the commit instead of one before every statement.
             loaded = _prefetch(session, [finding for findings in batch for finding in findings])
-            return [
-                [self._record(session, finding, now, loaded.deliveries) for finding in findings]
+            events: list[dict[str, Any]] = []
+            actions = [
+                [self._record(session, finding, now, loaded.deliveries, events) for finding in findings]
                 for findings in batch
             ]
+            write_events(session, events)
+            return actions
 
-    def _record(self, session: Session, finding: Finding, now: dt.datetime, deliveries: Deliveries) -> str:
+    def _record(
+        self,
+        session: Session,
+        finding: Finding,
+        now: dt.datetime,
+        deliveries: Deliveries,
+        events: list[dict[str, Any]],
+    ) -> str:
         member = self._member(session, finding)
         delivery = _delivery(deliveries, finding.message_id, member)
         action = apply(session, member, finding, self.rules, now)
         if delivery is not None:
             _mark(delivery, finding, now)
-        session.add(
+        events.append(
             event(
                 member,
                 finding.address,
@@ -163,13 +173,18 @@ class Intake:
         came and, for a timed token, only if it was made after their row was (ids could be given twice
         then), as the subscriber pages rule for such links."""
 
+        found: dict[int, Subscriber] = {}  # held: the session keeps loaded members only weakly
+
         def key_of(subscriber_id: int) -> str | None:
             member = session.get(Subscriber, subscriber_id)
-            return None if member is None else member.link_key
+            if member is None:
+                return None
+            found[subscriber_id] = member
+            return member.link_key
 
         for purpose in PURPOSES:
             try:
-                return session.get(Subscriber, self.tokens.read(purpose, token, key_of))
+                return found[self.tokens.read(purpose, token, key_of)]
             except BadToken as error:
                 if error.reason == WRONG_PURPOSE:
                     continue
@@ -203,7 +218,9 @@ def _prefetch(session: Session, findings: list[Finding]) -> _Loaded:
     members: list[Subscriber] = []
     for start in range(0, len(ids), _IN_LIMIT):
         members += session.scalars(
-            select(Subscriber).where(Subscriber.id.in_(ids[start : start + _IN_LIMIT]))
+            select(Subscriber)
+            .options(defer(Subscriber.attributes))  # a JSON document no rule reads: decoding it is dear
+            .where(Subscriber.id.in_(ids[start : start + _IN_LIMIT]))
         )
     deliveries: Deliveries = {}
     for campaign_id, ids in wanted.items():

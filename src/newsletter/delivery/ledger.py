@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from newsletter.audience.bouncing import Kind, Rules, event, kind_of, refused, status_in
+from newsletter.audience.bouncing import Kind, Rules, event, kind_of, refused, status_in, write_events
 from newsletter.db import rules
 from newsletter.db.bulk import bind_processor
 from newsletter.db.models import (
@@ -309,9 +309,8 @@ def _refused(
     member = session.get(Subscriber, claimed.subscriber_id)
     where = f"smtp {code or reply.code}, campaign {claimed.campaign_id}"
     action = refused(session, member, kind, where, rules_for, now.date())
-    session.add(
-        event(member, claimed.email, claimed.campaign_id, kind, "smtp", code, str(reply), action, now, now)
-    )
+    row = event(member, claimed.email, claimed.campaign_id, kind, "smtp", code, str(reply), action, now, now)
+    write_events(session, [row])
     return DeliveryStatus.BOUNCED if kind == Kind.HARD else DeliveryStatus.FAILED
 
 
