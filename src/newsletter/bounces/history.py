@@ -56,7 +56,7 @@ class Bounces:
             return [
                 Event(
                     received_at=event.received_at,
-                    who=email or "no member (not one of ours, or erased since)",
+                    who=email or _nobody(event),
                     kind=event.kind,
                     source=event.source,
                     campaign=f"campaign {event.campaign_id} ({slug})" if event.campaign_id else "",
@@ -73,3 +73,9 @@ class Bounces:
         self.store.ready()
         with self.store.session() as session:
             return undo(session, email)
+
+
+def _nobody(event: BounceEvent) -> str:
+    """Who an event names when it names no member we hold: an address (kept only as its hash) that is
+    not one of ours or was erased since, or no recipient at all (a provider's notice)."""
+    return "no member (not one of ours, or erased since)" if event.email_hash else "no recipient (a notice)"

@@ -49,7 +49,7 @@ def apply(
     `now` (UTC, naive) decides the calendar day a soft bounce counts on: tests pass simulated days.
     """
     if member is None:
-        return "nobody we hold: nothing changed"
+        return "kept for review" if finding.kind == Kind.UNKNOWN else "nobody we hold: nothing changed"
     if finding.kind in REFUSALS:
         where = f"{finding.source} {finding.status or ''}".strip()
         return refused(session, member, finding.kind, where, rules, now.date())
