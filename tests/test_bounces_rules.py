@@ -149,10 +149,10 @@ def test_a_batch_from_a_mailbox_is_recorded_together_and_one_failing_report_fail
     campaign_id, ids = site.sent_campaign()
 
     class RefusesSam(Intake):  # the database refusing one report, as a constraint or a lock would
-        def _record(self, session, finding, now, deliveries, events):
+        def _record(self, session, finding, *rest):
             if finding.address == "sam@example.org":
                 raise RuntimeError("the database refused this one")
-            return super()._record(session, finding, now, deliveries, events)
+            return super()._record(session, finding, *rest)
 
     reports = [
         dsn(site.token(email), [(email, "failed", "5.1.1", "550 5.1.1 User unknown")], message_id=ids[email])

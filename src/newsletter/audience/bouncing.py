@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses, members
-from newsletter.db.models import BounceEvent, Subscriber
+from newsletter.db.models import BounceEvent, Status, Subscriber
 from newsletter.settings import Settings
 
 
@@ -103,46 +103,127 @@ class Rules:
         return cls(settings.bounce_threshold, settings.bounce_quiet_days)
 
 
+@dataclass
+class Standing:
+    """What the refusal rules read of a member and change: loaded for a batch of reports at once
+    (`Standing.columns`), or taken from the member a session holds (`Standing.of`)."""
+
+    id: int
+    email: str
+    email_hash: str
+    status: Status
+    bounce_score: float
+    bounce_scored_on: dt.date | None
+
+    @classmethod
+    def of(cls, member: Subscriber) -> Standing:
+        return cls(*(getattr(member, name) for name in _STANDING))
+
+    @staticmethod
+    def columns() -> list[Any]:
+        """The member's columns a `Standing` is made of, in order, for a SELECT."""
+        return [getattr(Subscriber, name) for name in _STANDING]
+
+    def take(self, verdict: Verdict) -> None:
+        """The member as they stand once the verdict is carried out."""
+        if verdict.score is not None:
+            self.bounce_score, self.bounce_scored_on = verdict.score
+        if verdict.suppress and self.status in members.STILL_JOINED:
+            self.status = Status.BOUNCED
+
+
+_STANDING = ("id", "email", "email_hash", "status", "bounce_score", "bounce_scored_on")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one refusal does to its member, in words (`action`) and in changes."""
+
+    action: str
+    suppress: str = ""  # why the address is suppressed and the member marked bounced (empty: it is not)
+    score: tuple[float, dt.date] | None = None  # the member's soft-bounce score and the day it counted
+
+
+def judge(member: Standing, kind: Kind, where: str, rules: Rules, today: dt.date) -> Verdict:
+    """The rule for one refusal (HARD, SOFT or POLICY) of a message to `member`. `where` says how it
+    was read ("dsn 5.1.1"); `today` is the calendar day a soft bounce counts on (tests pass simulated
+    days). It decides only: `refused` and `Changes` carry it out."""
+    if kind == Kind.HARD:
+        return _bounce(member, f"hard bounce ({where})")
+    if kind == Kind.POLICY:
+        return Verdict("not counted against the member: refused for the sender's sake (a sending problem)")
+    if kind != Kind.SOFT:
+        raise ValueError(f"{kind} is not a refusal")
+    if member.status not in members.STILL_JOINED:
+        return Verdict(f"not counted: the member is {member.status.value}")
+    last = member.bounce_scored_on
+    if last == today:
+        return Verdict(f"soft bounce ({where}): already counted today, score {member.bounce_score:g}")
+    score = member.bounce_score if last is not None and (today - last).days <= rules.quiet_days else 0.0
+    score += 1
+    if score >= rules.threshold:
+        bounce = _bounce(member, f"{score:g} soft bounces on separate days ({where})")
+        return Verdict(bounce.action, bounce.suppress, (score, today))
+    return Verdict(f"soft bounce ({where}): score {score:g} of {rules.threshold}", score=(score, today))
+
+
+def _bounce(member: Standing, why: str) -> Verdict:
+    if member.status in members.STILL_JOINED:
+        return Verdict(f"suppressed: {why}", suppress=why)
+    return Verdict(f"address suppressed: {why} (the member was already {member.status.value})", suppress=why)
+
+
 def refused(
     session: Session, member: Subscriber | None, kind: Kind, where: str, rules: Rules, today: dt.date
 ) -> str:
-    """Act on one refusal (HARD, SOFT or POLICY) of a message to `member` (None: nobody we hold);
-    returns what was done, in words. `where` says how it was read ("dsn 5.1.1"); `today` is the
-    calendar day a soft bounce counts on (tests pass simulated days)."""
+    """Carry out the rule for one refusal of a message to `member` (None: nobody we hold) at once, as
+    the worker does for a 5xx; returns what was done, in words."""
     if member is None:
         return "nobody we hold: nothing changed"
-    if kind == Kind.HARD:
-        return _bounced(session, member, f"hard bounce ({where})")
-    if kind == Kind.SOFT:
-        return _soft(session, member, where, rules, today)
-    if kind == Kind.POLICY:
-        return "not counted against the member: refused for the sender's sake (a sending problem)"
-    raise ValueError(f"{kind} is not a refusal")
+    verdict = judge(Standing.of(member), kind, where, rules, today)
+    if verdict.score is not None:
+        member.bounce_score, member.bounce_scored_on = verdict.score
+    if verdict.suppress:
+        members.bounced(session, member.id, member.email, verdict.suppress)
+    return verdict.action
 
 
-def _bounced(session: Session, member: Subscriber, why: str) -> str:
-    changed = members.bounced(session, member.id, member.email, why)
-    if changed:
-        return f"suppressed: {why}"
-    return f"address suppressed: {why} (the member was already {member.status.value})"
+class Changes:
+    """The verdicts for a batch of reports, carried out together (`write`): a handful of statements for
+    hundreds of reports, where carrying out each at once would cost two or three apiece."""
+
+    def __init__(self) -> None:
+        self.suppressed: dict[int, tuple[str, str]] = {}  # member id -> (address, why)
+        self.scores: dict[int, tuple[float, dt.date]] = {}
+
+    def add(self, member: Standing, verdict: Verdict) -> str:
+        """Note the verdict's changes and bring `member` up to date (a later report in the batch reads
+        it); returns the verdict's words."""
+        member.take(verdict)
+        if verdict.score is not None:
+            self.scores[member.id] = verdict.score
+        if verdict.suppress:
+            self.suppressed.setdefault(member.id, (member.email, verdict.suppress))
+        return verdict.action
+
+    def write(self, session: Session) -> None:
+        if self.scores:
+            session.connection().execute(
+                _SCORE, [{"member": id, "score": s, "day": day} for id, (s, day) in self.scores.items()]
+            )
+        if self.suppressed:
+            members.bounced_many(session, [(id, email, why) for id, (email, why) in self.suppressed.items()])
 
 
-def _soft(session: Session, member: Subscriber, where: str, rules: Rules, today: dt.date) -> str:
-    if member.status not in members.STILL_JOINED:
-        return f"not counted: the member is {member.status.value}"
-    last = member.bounce_scored_on
-    if last == today:
-        return f"soft bounce ({where}): already counted today, score {member.bounce_score:g}"
-    score = member.bounce_score if last is not None and (today - last).days <= rules.quiet_days else 0.0
-    score += 1
-    member.bounce_score, member.bounce_scored_on = score, today
-    if score >= rules.threshold:
-        return _bounced(session, member, f"{score:g} soft bounces on separate days ({where})")
-    return f"soft bounce ({where}): score {score:g} of {rules.threshold}"
+_SCORE = (
+    update(Subscriber)
+    .where(Subscriber.id == bindparam("member"))
+    .values(bounce_score=bindparam("score"), bounce_scored_on=bindparam("day"))
+)
 
 
 def event(
-    member: Subscriber | None,
+    member: Standing | Subscriber | None,
     address: str | None,
     campaign_id: int | None,
     kind: Kind,

@@ -187,12 +187,11 @@ def suppress(session: Session, email: str, reason: str, source: str, keep_addres
 
 
 @functools.cache
-def _suppress_statement(dialect: str) -> Executable:
-    return (
-        insert_in(dialect)(Suppression)
-        .on_conflict_do_nothing(index_elements=[Suppression.email_hash])
-        .returning(Suppression.id)
+def _suppress_statement(dialect: str, returning: bool = True) -> Executable:
+    statement = insert_in(dialect)(Suppression).on_conflict_do_nothing(
+        index_elements=[Suppression.email_hash]
     )
+    return statement.returning(Suppression.id) if returning else statement
 
 
 # Members a dead address or a complaint moves to `bounced` or `complained`; one who unsubscribed stays
@@ -212,6 +211,27 @@ def bounced(session: Session, subscriber_id: int, email: str, source: str) -> bo
         set_committed_value(loaded, "status", Status.BOUNCED)
         set_committed_value(loaded, "updated_at", now)
     return bool(result.rowcount)
+
+
+def bounced_many(session: Session, bounces: list[tuple[int, str, str]]) -> None:
+    """`bounced` for many (member id, address, why) at once: two statements however many there are (a
+    mailbox's batch of reports). The members this session holds are not brought up to date."""
+    now = utcnow()
+    rows = []
+    for _member, email, source in bounces:
+        normal = addresses.normalise(email)
+        rows.append(
+            {
+                "email_hash": addresses.address_hash(normal),
+                "email": normal,
+                "reason": "bounced",
+                "source": source[:200],
+                "created_at": now,
+            }
+        )
+    connection = session.connection()
+    connection.execute(_suppress_statement(session.get_bind().dialect.name, returning=False), rows)
+    connection.execute(_BOUNCED, [{"member": member, "now": now} for member, _email, _source in bounces])
 
 
 # `bounced`'s UPDATE, built once (Core: the member this session holds is brought up to date by hand;

@@ -22,11 +22,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses
-from newsletter.audience.bouncing import Rules, event, write_events
+from newsletter.audience.bouncing import Changes, Rules, Standing, event, write_events
 from newsletter.audience.store import Store
 from newsletter.bounces.classify import classify
 from newsletter.bounces.classify import looks_like_report as looks_like_report
@@ -112,16 +112,16 @@ class Intake:
 
     def _record_batch(self, batch: list[list[Finding]], now: dt.datetime | None) -> list[list[str]]:
         now = _naive_utc(now) or utcnow()
-        with self.store.session() as session, session.no_autoflush:
-            # Nothing a finding reads was changed by an earlier one's pending writes (the members and
-            # rows are loaded first; the rules' own statements go straight to the database), so the
-            # writes wait for one flush at the commit instead of one before every statement.
-            loaded = _prefetch(session, [finding for findings in batch for finding in findings])
-            events: list[dict[str, Any]] = []
+        with self.store.session() as session:
+            known = Known.load(session, [finding for findings in batch for finding in findings])
+            changes, marks, events = Changes(), Marks(), []
             actions = [
-                [self._record(session, finding, now, loaded.deliveries, events) for finding in findings]
+                [self._record(session, finding, now, known, changes, marks, events) for finding in findings]
                 for findings in batch
             ]
+            # The rules' writes for the whole batch, a few statements (complaints, rare, went at once).
+            changes.write(session)
+            marks.write(session, now)
             write_events(session, events)
             return actions
 
@@ -130,19 +130,22 @@ class Intake:
         session: Session,
         finding: Finding,
         now: dt.datetime,
-        deliveries: Deliveries,
+        known: Known,
+        changes: Changes,
+        marks: Marks,
         events: list[dict[str, Any]],
     ) -> str:
-        member = self._member(session, finding)
-        delivery = _delivery(deliveries, finding.message_id, member)
-        action = apply(session, member, finding, self.rules, now)
-        if delivery is not None:
-            _mark(delivery, finding, now)
+        member = self._member(session, finding, known)
+        sent = known.delivery(finding.message_id, member)
+        action = apply(session, member, finding, self.rules, now, changes)
+        if sent is not None:
+            marks.add(sent, finding)
+        campaign_id = sent.campaign_id if sent is not None else None
         events.append(
             event(
                 member,
                 finding.address,
-                delivery.campaign_id if delivery is not None else None,
+                campaign_id,
                 finding.kind,
                 finding.source,
                 finding.status,
@@ -155,130 +158,208 @@ class Intake:
         who = member.email if member is not None else (finding.address or "unknown recipient")
         return f"{who}: {action}"
 
-    def _member(self, session: Session, finding: Finding) -> Subscriber | None:
+    def _member(self, session: Session, finding: Finding, known: Known) -> Standing | None:
         if finding.token:
-            return self._by_token(session, finding.token)
+            return self._by_token(session, finding.token, known)
         if finding.address and finding.source not in MAIL_SOURCES:
             try:
                 key = addresses.key(addresses.normalise(finding.address))
             except addresses.InvalidAddress:
                 return None
-            return session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+            return known.member_where(session, Subscriber.email_key == key)
         return None
 
-    def _by_token(self, session: Session, token: str) -> Subscriber | None:
+    def _by_token(self, session: Session, token: str, known: Known) -> Standing | None:
         """The member a bounce or unsubscribe token names, or None (forged, or the member is gone).
 
         A token from before member keys (schema 0005) names a member only if they were here when keys
         came and, for a timed token, only if it was made after their row was (ids could be given twice
         then), as the subscriber pages rule for such links."""
 
-        found: dict[int, Subscriber] = {}  # held: the session keeps loaded members only weakly
-
         def key_of(subscriber_id: int) -> str | None:
-            member = session.get(Subscriber, subscriber_id)
-            if member is None:
-                return None
-            found[subscriber_id] = member
-            return member.link_key
+            found = known.member(session, subscriber_id)
+            return None if found is None else found.link_key
 
         for purpose in PURPOSES:
             try:
-                return found[self.tokens.read(purpose, token, key_of)]
+                found = known.member(session, self.tokens.read(purpose, token, key_of))
+                return None if found is None else found.standing
             except BadToken as error:
                 if error.reason == WRONG_PURPOSE:
                     continue
                 if error.reason == KEYLESS:
-                    return _keyless(session, *self.tokens.read_keyless(purpose, token))
+                    return _keyless(session, known, *self.tokens.read_keyless(purpose, token))
                 return None
         return None
 
 
-# The ledger rows a batch's findings name, by (campaign, member, Message-ID).
-Deliveries = dict[tuple[int, int, str], Delivery]
+@dataclass
+class Member:
+    """A member as a batch of findings needs them: their standing for the rules, and what their links'
+    tokens are checked against."""
+
+    standing: Standing
+    link_key: str
+    created_at: dt.datetime
+    keyless_links_until: dt.datetime | None
+
+    COLUMNS = (Subscriber.link_key, Subscriber.created_at, Subscriber.keyless_links_until)
+
+    @classmethod
+    def of_row(cls, row: Any) -> Member:
+        *standing, link_key, created_at, keyless_until = row
+        return cls(Standing(*standing), link_key, created_at, keyless_until)
 
 
 @dataclass
-class _Loaded:
-    """What a batch's findings name, read at once."""
+class Sent:
+    """A ledger row a finding names, as far as marking it goes."""
 
-    members: list[Subscriber]  # held here: the session's identity map holds its objects only weakly
-    deliveries: Deliveries
+    id: int
+    campaign_id: int
+    subscriber_id: int
+    message_id: str
+    status: DeliveryStatus
+    complained_at: dt.datetime | None
+
+    COLUMNS = (
+        Delivery.id,
+        Delivery.campaign_id,
+        Delivery.subscriber_id,
+        Delivery.message_id,
+        Delivery.status,
+        Delivery.complained_at,
+    )
 
 
-def _prefetch(session: Session, findings: list[Finding]) -> _Loaded:
-    """Load at once the members and ledger rows the findings' Message-IDs name, so recording each
-    finding reads no more rows. Only a cache: who a finding is about is still the token's to say."""
-    wanted: dict[int, set[int]] = {}
-    for finding in findings:
-        found = _MESSAGE_ID.search(finding.message_id or "")
-        if found is not None:
-            wanted.setdefault(int(found.group(1)), set()).add(int(found.group(2)))
-    ids = sorted({member for campaign in wanted.values() for member in campaign})
-    members: list[Subscriber] = []
-    for start in range(0, len(ids), _IN_LIMIT):
-        members += session.scalars(
-            select(Subscriber)
-            .options(defer(Subscriber.attributes))  # a JSON document no rule reads: decoding it is dear
-            .where(Subscriber.id.in_(ids[start : start + _IN_LIMIT]))
-        )
-    deliveries: Deliveries = {}
-    for campaign_id, ids in wanted.items():
-        chosen = sorted(ids)
-        for start in range(0, len(chosen), _IN_LIMIT):
-            rows = session.scalars(
-                select(Delivery).where(
-                    Delivery.campaign_id == campaign_id,
-                    Delivery.subscriber_id.in_(chosen[start : start + _IN_LIMIT]),
+class Known:
+    """The members and ledger rows a batch's findings name, read at once: the members the Message-IDs
+    name in one query, the rows in one a campaign (only a cache: who a finding is about is still the
+    token's to say), any other member when first asked for."""
+
+    def __init__(
+        self, members: dict[int, Member | None], deliveries: dict[tuple[int, int, str], Sent]
+    ) -> None:
+        self.members = members
+        self.deliveries = deliveries
+
+    @classmethod
+    def load(cls, session: Session, findings: list[Finding]) -> Known:
+        wanted: dict[int, set[int]] = {}
+        for finding in findings:
+            found = _MESSAGE_ID.search(finding.message_id or "")
+            if found is not None:
+                wanted.setdefault(int(found.group(1)), set()).add(int(found.group(2)))
+        ids = sorted({member for campaign in wanted.values() for member in campaign})
+        members: dict[int, Member | None] = {}
+        for chunk in _chunks(ids):
+            rows = session.execute(_member_query().where(Subscriber.id.in_(chunk)))
+            members.update((row[0], Member.of_row(row)) for row in rows)
+        deliveries: dict[tuple[int, int, str], Sent] = {}
+        for campaign_id, campaign_members in wanted.items():
+            for chunk in _chunks(sorted(campaign_members)):
+                rows = session.execute(
+                    select(*Sent.COLUMNS).where(
+                        Delivery.campaign_id == campaign_id, Delivery.subscriber_id.in_(chunk)
+                    )
                 )
+                for row in rows:
+                    sent = Sent(*row)
+                    deliveries[(sent.campaign_id, sent.subscriber_id, sent.message_id)] = sent
+        return cls(members, deliveries)
+
+    def member(self, session: Session, subscriber_id: int) -> Member | None:
+        if subscriber_id not in self.members:
+            row = session.execute(_member_query().where(Subscriber.id == subscriber_id)).first()
+            self.members[subscriber_id] = None if row is None else Member.of_row(row)
+        return self.members[subscriber_id]
+
+    def member_where(self, session: Session, condition: Any) -> Standing | None:
+        """A member found by another column (a provider's webhook names the address)."""
+        row = session.execute(_member_query().where(condition)).first()
+        if row is None:
+            return None
+        found = self.members.setdefault(row[0], Member.of_row(row))
+        return None if found is None else found.standing
+
+    def delivery(self, message_id: str | None, member: Standing | None) -> Sent | None:
+        """The ledger row of this member's message: found through the (campaign, member) key the
+        Message-ID holds, and only for the token's member (our Message-IDs can be read by every
+        recipient, so they say which message, not who)."""
+        found = _MESSAGE_ID.search(message_id or "")
+        if member is None or found is None or int(found.group(2)) != member.id:
+            return None
+        return self.deliveries.get((int(found.group(1)), member.id, found.group(0)))
+
+
+def _member_query() -> Any:
+    return select(*Standing.columns(), *Member.COLUMNS)
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _IN_LIMIT):
+        yield ids[start : start + _IN_LIMIT]
+
+
+class Marks:
+    """The ledger rows a batch's findings mark, written together (`write`).
+
+    A sent message that did not arrive becomes `bounced`; one reported as spam gets `complained_at`.
+    Only a definite failure marks it (hard, policy, or any 5.x.x): a 4.x.x may be a delay the relay
+    still retries, and the message may yet arrive."""
+
+    def __init__(self) -> None:
+        self.bounced: dict[int, str] = {}  # row id -> the reply to keep
+        self.complained: set[int] = set()
+
+    def add(self, sent: Sent, finding: Finding) -> None:
+        if finding.kind == Kind.COMPLAINT:
+            if sent.complained_at is None:
+                self.complained.add(sent.id)
+            return
+        failed = finding.kind in (Kind.HARD, Kind.POLICY) or (
+            finding.kind == Kind.SOFT and (finding.status or "").startswith("5.")
+        )
+        if failed and sent.status == DeliveryStatus.SENT and sent.id not in self.bounced:
+            self.bounced[sent.id] = (
+                f"came back later ({finding.source}): {finding.status or ''} {finding.diagnostic}"[:500]
             )
-            deliveries.update({(row.campaign_id, row.subscriber_id, row.message_id): row for row in rows})
-    return _Loaded(members, deliveries)
+
+    def write(self, session: Session, now: dt.datetime) -> None:
+        connection = session.connection()
+        if self.bounced:
+            connection.execute(
+                _BOUNCED_ROW, [{"row": id, "reply": reply, "now": now} for id, reply in self.bounced.items()]
+            )
+        if self.complained:
+            connection.execute(_COMPLAINED_ROW, [{"row": id, "now": now} for id in self.complained])
 
 
-def _delivery(deliveries: Deliveries, message_id: str | None, member: Subscriber | None) -> Delivery | None:
-    """The ledger row of this member's message: found through the (campaign, member) key the
-    Message-ID holds, and only for the token's member (our Message-IDs can be read by every
-    recipient, so they say which message, not who)."""
-    found = _MESSAGE_ID.search(message_id or "")
-    if member is None or found is None or int(found.group(2)) != member.id:
+_BOUNCED_ROW = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("row"), Delivery.status == DeliveryStatus.SENT)
+    .values(status=DeliveryStatus.BOUNCED, last_reply=bindparam("reply"), updated_at=bindparam("now"))
+)
+_COMPLAINED_ROW = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("row"), Delivery.complained_at.is_(None))
+    .values(complained_at=bindparam("now"))
+)
+
+
+def _keyless(session: Session, known: Known, subscriber_id: int, issued_at: int | None) -> Standing | None:
+    found = known.member(session, subscriber_id)
+    if found is None or found.keyless_links_until is None:
         return None
-    return deliveries.get((int(found.group(1)), member.id, found.group(0)))
+    if issued_at is not None and not _seconds(found.created_at) <= issued_at <= _seconds(
+        found.keyless_links_until
+    ):
+        return None
+    return found.standing
 
 
 def _processed(findings: list[Finding], actions: list[str]) -> Processed:
     return Processed(any(f.kind != Kind.UNKNOWN for f in findings), findings, actions)
-
-
-def _mark(delivery: Delivery, finding: Finding, now: dt.datetime) -> None:
-    """A sent message that did not arrive becomes `bounced`; one reported as spam gets `complained_at`.
-
-    Only a definite failure marks it (hard, policy, or any 5.x.x): a 4.x.x may be a delay the relay
-    still retries, and the message may yet arrive."""
-    if finding.kind == Kind.COMPLAINT:
-        if delivery.complained_at is None:
-            delivery.complained_at = now
-        return
-    failed = finding.kind in (Kind.HARD, Kind.POLICY) or (
-        finding.kind == Kind.SOFT and (finding.status or "").startswith("5.")
-    )
-    if failed and delivery.status == DeliveryStatus.SENT:
-        delivery.status = DeliveryStatus.BOUNCED
-        delivery.last_reply = (
-            f"came back later ({finding.source}): {finding.status or ''} {finding.diagnostic}"[:500]
-        )
-        delivery.updated_at = now
-
-
-def _keyless(session: Session, subscriber_id: int, issued_at: int | None) -> Subscriber | None:
-    member = session.get(Subscriber, subscriber_id)
-    if member is None or member.keyless_links_until is None:
-        return None
-    if issued_at is not None and not _seconds(member.created_at) <= issued_at <= _seconds(
-        member.keyless_links_until
-    ):
-        return None
-    return member
 
 
 def _seconds(moment: dt.datetime) -> int:

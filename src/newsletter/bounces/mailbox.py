@@ -153,6 +153,7 @@ class MaildirFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._read: tuple[str, bytes] | None = None  # the message `headers` last read whole
+        self._ready: dict[str, str] = {}  # the subfolders known to exist, by name
         if not all((path / part).is_dir() for part in _MAILDIR_PARTS):
             raise UserError(f"{display_path(path)} is not a Maildir (it needs tmp, new and cur folders).")
 
@@ -181,13 +182,20 @@ class MaildirFolder:
         return (self.path / key).read_bytes()
 
     def move(self, key: str, to: str) -> None:
-        folder = self.target(to)
+        folder = self._ready.get(to) or self._make(to)
+        with contextlib.suppress(FileNotFoundError):  # a mail client took it meanwhile: it is recorded anyway
+            # same file system: atomic, and the name (flags) kept
+            os.rename(os.path.join(self.path, key), os.path.join(folder, key))
+
+    def _make(self, name: str) -> str:
+        """The subfolder, made if missing (once a run: a backlog moves thousands of messages)."""
+        folder = self.target(name)
         if not (folder / "cur").is_dir():
             for part in _MAILDIR_PARTS:
                 (folder / part).mkdir(mode=0o700, parents=True, exist_ok=True)
             (folder / "maildirfolder").touch()  # Maildir++: marks a subfolder, for Dovecot and Courier
-        with contextlib.suppress(FileNotFoundError):  # a mail client took it meanwhile: it is recorded anyway
-            os.rename(self.path / key, folder / key)  # same file system: atomic, and the name (flags) kept
+        self._ready[name] = str(folder)
+        return self._ready[name]
 
 
 def _header_block(head: bytes) -> bytes:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.audience import addresses, members
-from newsletter.audience.bouncing import Rules, refused
+from newsletter.audience.bouncing import Changes, Rules, Standing, judge
 from newsletter.audience.consent import Action, record
 from newsletter.bounces.findings import Finding, Kind
 from newsletter.db.models import (
@@ -42,19 +42,31 @@ REFUSALS = (Kind.HARD, Kind.SOFT, Kind.POLICY)
 
 
 def apply(
-    session: Session, member: Subscriber | None, finding: Finding, rules: Rules, now: dt.datetime
+    session: Session,
+    member: Standing | None,
+    finding: Finding,
+    rules: Rules,
+    now: dt.datetime,
+    changes: Changes,
 ) -> str:
     """Act on one finding about `member` (None: nobody we hold); returns what was done, in words.
 
-    `now` (UTC, naive) decides the calendar day a soft bounce counts on: tests pass simulated days.
+    A refusal's verdict goes into `changes`, written with the rest of its batch; a complaint, rare and
+    touching lists and consent, is carried out at once. `now` (UTC, naive) decides the calendar day a
+    soft bounce counts on: tests pass simulated days.
     """
     if member is None:
         return "kept for review" if finding.kind == Kind.UNKNOWN else "nobody we hold: nothing changed"
     if finding.kind in REFUSALS:
         where = f"{finding.source} {finding.status or ''}".strip()
-        return refused(session, member, finding.kind, where, rules, now.date())
+        return changes.add(member, judge(member, finding.kind, where, rules, now.date()))
     if finding.kind == Kind.COMPLAINT:
-        return _complained(session, member, finding.source, now)
+        subscriber = session.get(Subscriber, member.id)
+        if subscriber is None:
+            return "nobody we hold: nothing changed"
+        action = _complained(session, subscriber, finding.source, now)
+        member.status = subscriber.status
+        return action
     if finding.kind == Kind.AUTO_REPLY:
         return "an automatic reply: ignored"
     return "not understood: kept for review (`newsletter bounces --review`)"
