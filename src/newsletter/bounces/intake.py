@@ -77,8 +77,9 @@ class Intake:
         self, reports: Sequence[bytes], *, now: dt.datetime | None = None
     ) -> list[Processed | Exception]:
         """`process` for many messages from a mailbox, recorded in one transaction (a transaction a
-        report would be most of the cost of taking a mailbox in). Each message's result is its `Processed`, or the exception that
-        stopped it: one that cannot be read or recorded fails alone, and the rest are recorded."""
+        report would be most of the cost of taking a mailbox in). Each message's result is its
+        `Processed`, or the exception that stopped it: one that cannot be read or recorded fails
+        alone, and the rest are recorded."""
         read: list[list[Finding] | Exception] = []
         for raw in reports:
             try:
