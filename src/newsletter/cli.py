@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -1019,6 +1020,99 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, proxies: int, 
     from newsletter.web.server import serve as run_server
 
     run_server(_settings(ctx), host, port, debug=debug, threads=threads, proxies=proxies, announce=click.echo)
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Look each record up and say what is missing or wrong.")
+@click.option(
+    "--nameserver",
+    metavar="HOST[:PORT]",
+    help="With --check: ask this DNS server instead of the system's (a private zone, a test).",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=60),
+    help="With --check: seconds to wait for each answer.",
+)
+@click.pass_context
+def dns(ctx: click.Context, check: bool, nameserver: str | None, timeout: float) -> None:
+    """The DNS records to publish so the mail authenticates (DKIM, SPF, DMARC, the bounce MX), each with
+    why; with --check, whether each one is published and right (docs/deliverability.md)."""
+    from newsletter.delivery import dnsrecords
+
+    settings = _settings(ctx)
+    if not check:
+        if nameserver is not None:
+            raise UserError("--nameserver goes with --check.")
+        records = dnsrecords.expected(settings)
+        if not any(record.kind == "dkim" for record in records):
+            click.echo(f"# {dnsrecords.no_dkim_advice()}\n")
+        click.echo(
+            "# Publish these records in your DNS (or ask whoever runs it). Then: newsletter dns --check\n"
+        )
+        for record in records:
+            click.echo(f"# {record.why}")
+            for line in textwrap.wrap(record.advice, 100):
+                click.echo(f"#   {line}")
+            click.echo(record.line())
+            click.echo()
+        return
+    findings = dnsrecords.check(settings, dnsrecords.make_resolver(nameserver, timeout))
+    for finding in findings:
+        record = finding.record
+        click.echo(f"{finding.status:<8} {record.name} {record.type}: {finding.message}")
+        if finding.failed and record.value:
+            click.echo(f"         publish: {record.line()}")
+    failed = sum(finding.failed for finding in findings)
+    if failed:
+        click.echo(f"{failed} of {len(findings)} records missing, wrong or not answered.", err=True)
+        ctx.exit(1)
+    click.echo(f"All {len(findings)} records are published.")
+
+
+@cli.group("dkim")
+def dkim_group() -> None:
+    """DKIM keys: the signature Gmail and Yahoo check on every message (docs/deliverability.md)."""
+
+
+@dkim_group.command("keygen")
+@click.option(
+    "--selector", required=True, help="The key's name in DNS (SELECTOR._domainkey.DOMAIN), e.g. nl2026."
+)
+@click.option("--ed25519", is_flag=True, help="An Ed25519 key, signed with beside the RSA one (RFC 8463).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the key (default: dkim/SELECTOR.private.pem).",
+)
+@click.pass_context
+def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | None) -> None:
+    """Write a new private key (RSA-2048, or Ed25519), readable only by you, and print its DNS record and
+    the settings that use it. An existing file is never overwritten."""
+    from newsletter.delivery import dnsrecords
+    from newsletter.delivery.dkim import dkim_domain, generate_key, valid_selector
+
+    valid_selector(selector)
+    domain = dkim_domain(_settings(ctx))
+    kind = "ed25519" if ed25519 else "rsa"
+    path = out or Path("dkim") / f"{selector}.private.pem"
+    key = generate_key(path, kind)
+    described = "Ed25519" if ed25519 else "RSA-2048"
+    click.echo(
+        f"Wrote a new {described} private key to {display_path(path)} (mode 0600: keep it secret, back it up)."
+    )
+    click.echo("\nPublish this DNS record:")
+    click.echo(f'{selector}._domainkey.{domain} TXT "{key.dns_record()}"')
+    click.echo(f"\nThen set these in {SETTINGS_FILE} (in place of the commented-out lines):")
+    for line in dnsrecords.keygen_settings(selector, path, kind):
+        click.echo(line)
+    if ed25519:
+        click.echo(
+            "(An Ed25519 key signs beside the RSA key of dkim_selector/dkim_private_key, not instead of it.)"
+        )
+    click.echo("\n`newsletter dns --check` says when the record can be seen in DNS.")
 
 
 def main() -> None:

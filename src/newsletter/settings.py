@@ -26,7 +26,7 @@ SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DATABASE_URL = "sqlite:///newsletter.sqlite3"
 PATH_SETTINGS = ("issues_dir", "theme_dir", "vocabulary_dir")
 # Optional files: text, "" when unset, else made absolute like paths.
-FILE_SETTINGS = ("ses_signing_cert", "imap_ca_file")
+FILE_SETTINGS = ("ses_signing_cert", "imap_ca_file", "dkim_private_key", "dkim_ed25519_key")
 # Folders a project may hold to replace the bundled ones: (setting, folder, a file that shows it is there).
 PROJECT_FOLDERS = (("theme_dir", "templates", "email"), ("vocabulary_dir", "subscribers", "topics.yaml"))
 DEFAULT_SECRET_KEY = "change-me-this-key-is-only-for-trying-things-out"
@@ -55,6 +55,11 @@ SETTING_HELP = {
     "sendgrid_public_key": "SendGrid's signed event webhook verification key (base64): enables /webhooks/sendgrid",
     "imap_password": "the password `bounces read --imap` logs in with (keep it secret; or NEWSLETTER_IMAP_PASSWORD)",
     "imap_ca_file": "a CA certificate (PEM) to trust for `bounces read --imap`, for a private CA (default: the system's)",
+    "dkim_selector": "the DKIM selector of dkim_private_key: with it, every email is signed (`newsletter dns` prints the record)",
+    "dkim_private_key": "the RSA private key (PEM, 2048 bits or more) mail is signed with (`newsletter dkim keygen` makes one)",
+    "dkim_domain": "the domain the DKIM signature is made for (default: the domain of from_address)",
+    "dkim_ed25519_key": "an Ed25519 private key (PEM) for a second signature beside the RSA one (RFC 8463), optional",
+    "dkim_ed25519_selector": "the selector of dkim_ed25519_key (default: dkim_selector followed by -ed25519)",
     "network_name": "the network's name, in emails and on the pages",
     "issues_dir": "the folder of issues, one folder each",
     "theme_dir": "the theme (default: templates/ here if there is one, else the bundled theme)",
@@ -88,6 +93,11 @@ class Settings:
     sendgrid_public_key: str = ""
     imap_password: str = field(default="", repr=False)
     imap_ca_file: str = ""  # a file, like ses_signing_cert
+    dkim_selector: str = ""
+    dkim_private_key: str = ""  # a file, like ses_signing_cert
+    dkim_domain: str = ""
+    dkim_ed25519_key: str = ""  # a file, like ses_signing_cert
+    dkim_ed25519_selector: str = ""
     network_name: str = "Health Equity Network"
     issues_dir: Path = field(default_factory=lambda: Path("issues"))
     theme_dir: Path = field(default_factory=lambda: _project_or_bundled("templates", "email"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from newsletter.delivery.message import sender_domain
 from newsletter.errors import UserError, display_path
+from newsletter.settings import Settings
 
 __all__ = [
     "MIN_RSA_BITS",
@@ -59,6 +62,8 @@ SIGNED_HEADERS: tuple[str, ...] = (
 )
 OVERSIGNED_HEADERS: tuple[str, ...] = ("From",)
 MIN_RSA_BITS = 2048  # RFC 8301 section 3.2; what Gmail and Yahoo expect
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one label of a DNS name
+_SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 MAX_LINE = 76  # characters of a DKIM-Signature line, under the 78 of RFC 5322 section 2.1.1
 
 _SIGNED = tuple(name.lower().encode("ascii") for name in SIGNED_HEADERS)
@@ -194,6 +199,43 @@ class DkimKey:
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return key.sign(hashlib.sha256(data).digest())
+
+
+def generate_key(path: Path | str, kind: str = "rsa") -> DkimKey:
+    """Write a new private key (RSA-2048, or Ed25519 with kind="ed25519") as a PEM file of mode 0600.
+
+    The file is created with that mode, so the key is never readable by others even for a moment, and
+    never replaces an existing file (a key in use would be lost, and every record published for it)."""
+    path = Path(path)
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    elif kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
+    else:
+        raise ValueError(f"unknown key kind {kind!r}")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    shown = display_path(path)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError(
+            f"{shown} already exists; a key is never overwritten (its record may be published). "
+            "Choose another selector or --out FILE."
+        ) from None
+    except OSError as error:
+        raise UserError(f"DKIM key file {shown} cannot be written: {error.strerror or error}.") from None
+    try:
+        os.fchmod(descriptor, 0o600)  # whatever the umask
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(pem)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise UserError(f"DKIM key file {shown} cannot be written: {error.strerror or error}.") from None
+    return DkimKey(path, key)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -332,3 +374,52 @@ class _Folder:
 
     def text(self) -> bytes:
         return b"\r\n".join([*self._lines, self._line])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From the settings
+# ---------------------------------------------------------------------------------------------------------
+
+
+def valid_selector(selector: str) -> str:
+    """The selector if it can be a DNS name's labels (it is also a file name), else a UserError."""
+    if not _SELECTOR.fullmatch(selector) or len(selector) > 63 * 4:
+        raise UserError(
+            f"DKIM selector {selector!r} must be letters, digits and hyphens (dots between parts), "
+            "for example nl2026."
+        )
+    return selector
+
+
+def dkim_domain(settings: Settings) -> str:
+    """The d= of the signatures: `dkim_domain`, else the From address's domain, in ASCII."""
+    if not settings.dkim_domain:
+        return sender_domain(settings)
+    try:
+        return settings.dkim_domain.strip().rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise UserError(f"setting 'dkim_domain' is not a domain name: {settings.dkim_domain!r}") from None
+
+
+def signer_for(settings: Settings) -> Signer | None:
+    """The signer the settings ask for, its keys read and checked now (so a missing or weak key is one
+    clear error before anything is sent); None when neither DKIM setting is set. Every way mail leaves
+    (the worker, test sends, the pages' notices) and `newsletter dns` take it from here."""
+    if not settings.dkim_selector and not settings.dkim_private_key:
+        return None
+    if not (settings.dkim_selector and settings.dkim_private_key):
+        missing = "dkim_selector" if not settings.dkim_selector else "dkim_private_key"
+        raise UserError(
+            f"DKIM needs both dkim_selector and dkim_private_key; {missing} is not set "
+            "(`newsletter dkim keygen --selector NAME` makes a key and prints both settings)."
+        )
+    ed25519 = DkimKey.load(Path(settings.dkim_ed25519_key)) if settings.dkim_ed25519_key else None
+    return Signer(
+        dkim_domain(settings),
+        valid_selector(settings.dkim_selector),
+        DkimKey.load(Path(settings.dkim_private_key)),
+        ed25519,
+        ed25519_selector=valid_selector(settings.dkim_ed25519_selector)
+        if settings.dkim_ed25519_selector
+        else None,
+    )

@@ -3,12 +3,17 @@
 The worker sends every campaign message through an `Outbound`, and `send --test` sends its copies
 through one too, so a test copy is addressed, signed with the same tokens and handed to the same
 pooled, rate-limited transport as the members' messages, with a Message-ID of the same form.
+
+With `dkim_selector` and `dkim_private_key` set, every message it hands over carries a DKIM signature
+(`delivery/dkim.py`); the keys are read and checked when the `Outbound` is made, so a missing or weak
+key is one clear error before anything is sent. The pages' emails are signed by the same `signer_for`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from newsletter.delivery.dkim import Signer, signer_for
 from newsletter.delivery.message import (
     PreparedMessage,
     Recipient,
@@ -29,13 +34,18 @@ class Outbound:
     def __init__(self, settings: Settings, transport: SmtpTransport | None = None) -> None:
         self.tokens = Tokens(settings.secret_key)
         self.domain = sender_domain(settings)
+        self.signer = signer_for(settings)
         self.transport = transport or SmtpTransport(
             settings.smtp_url, settings.max_rate, settings.domain_rate
         )
 
     def wire(self, prepared: PreparedMessage, recipient: Recipient, message_id: str) -> tuple[str, bytes]:
-        """MAIL FROM and the DATA for one recipient (raises ValueError for an address no header can carry)."""
-        return prepared.wire(recipient, message_id, self.tokens)
+        """MAIL FROM and the DATA for one recipient, DKIM-signed when keys are set (raises ValueError
+        for an address no header can carry)."""
+        sender, data = prepared.wire(recipient, message_id, self.tokens)
+        if self.signer is not None:
+            data = signed_data(self.signer, data)
+        return sender, data
 
     def send(self, sender: str, address: str, wire: bytes) -> Reply:
         """Hand one message to the relay; the reply says sent, deferred, failed or bounced."""
@@ -52,3 +62,11 @@ class Outbound:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def signed_data(signer: Signer, data: bytes) -> bytes:
+    """SMTP DATA (dot-stuffed, ending `.` CRLF) with the DKIM-Signature header(s) in front, signed over
+    the message as written: the stuffing is the transport's, undone by the receiver before verifying."""
+    message = data[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+    signed = signer.sign(message)
+    return signed[: len(signed) - len(message)] + data

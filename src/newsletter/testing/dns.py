@@ -5,8 +5,9 @@ tested against real DNS answers without ever asking the real DNS.
     with LoopbackDNS(records) as server:
         server.port                      # UDP and TCP, both on 127.0.0.1
         server.records["x.example.org"] = ["v=spf1 -all"]   # answers follow changes at once
+        server.mx["example.org"] = [(10, "mail.example.org")]  # MX records: (preference, host)
 
-It answers TXT questions for the names it holds (case-insensitively, with or without the final dot),
+It answers TXT and MX questions for the names it holds (case-insensitively, with or without the final dot),
 NOERROR with no answer for another type of a name it holds, and NXDOMAIN for every other name, with the
 authoritative-answer flag set. A TXT string longer than 255 bytes (a 2048-bit RSA key's record is about
 400) is split into 255-byte character-strings as DNS requires (RFC 1035 section 3.3.14, RFC 6376 section
@@ -21,7 +22,7 @@ import errno
 from collections.abc import Mapping
 from types import TracebackType
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib import MX, QTYPE, RCODE, RR, TXT, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 from newsletter.testing.ports import LOOPBACK, free_port
@@ -54,21 +55,33 @@ class _RecordsResolver(BaseResolver):  # type: ignore[misc]
         question = request.q
         name = str(question.qname)
         held = {_key(held_name): values for held_name, values in self.owner.records.items()}
+        exchanges = {_key(held_name): values for held_name, values in self.owner.mx.items()}
         values = held.get(_key(name))
+        hosts = exchanges.get(_key(name))
         self.owner.questions.append((_key(name), QTYPE.get(question.qtype)))
-        if values is None:
+        if values is None and hosts is None:
             reply.header.rcode = RCODE.NXDOMAIN
-        elif question.qtype in (QTYPE.TXT, QTYPE.ANY):
-            for value in values:
+            return reply
+        if question.qtype in (QTYPE.TXT, QTYPE.ANY):
+            for value in values or []:
                 reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(txt_chunks(value)), ttl=_TTL))
+        if question.qtype in (QTYPE.MX, QTYPE.ANY):
+            for preference, host in hosts or []:
+                reply.add_answer(RR(name, QTYPE.MX, rdata=MX(host, preference), ttl=_TTL))
         return reply
 
 
 class LoopbackDNS:
-    """An authoritative DNS server for the given TXT records, on one free loopback port, UDP and TCP."""
+    """An authoritative DNS server for the given TXT (and MX) records, on one free loopback port, UDP
+    and TCP."""
 
-    def __init__(self, records: Mapping[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        records: Mapping[str, list[str]] | None = None,
+        mx: Mapping[str, list[tuple[int, str]]] | None = None,
+    ) -> None:
         self.records: dict[str, list[str]] = dict(records or {})
+        self.mx: dict[str, list[tuple[int, str]]] = dict(mx or {})
         self.questions: list[tuple[str, str]] = []  # (name, type) of every question asked, in order
         self.host = LOOPBACK
         self.port = 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from newsletter.delivery.dkim import signer_for
 from newsletter.delivery.message import bounce_address, sender_domain
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport, smtp_form
 from newsletter.settings import Settings
@@ -92,9 +93,10 @@ class Mailer:
         )
         self.sender = parseaddr(settings.from_address)[1]
         self.domain = sender_domain(settings)
+        self.signer = signer_for(settings)  # the campaigns' DKIM keys: a bad one stops `serve` at start
 
     def build(self, kind: str, to: str, url: str) -> bytes:
-        """The message as SMTP DATA bytes (CRLF line endings)."""
+        """The message as written (CRLF line endings), DKIM-signed when keys are set."""
         notice = NOTICES[kind]
         words = {"network": self.settings.network_name, "email": to}
         values = {
@@ -120,7 +122,8 @@ class Mailer:
         message.add_alternative(
             self.environment.get_template("mail/notice.html.j2").render(values), subtype="html"
         )
-        return message.as_bytes()
+        data = message.as_bytes()
+        return data if self.signer is None else self.signer.sign(data)
 
     def send(self, kind: str, to: str, url: str, bounce: str | None = None) -> Reply:
         """Send one notice; the relay's reply (`Outcome.SENT` when it took it). A stale pooled
