@@ -32,16 +32,31 @@ smallest). It prints figures and exits 0 whether or not a target is met (a
 benchmark, not a test).
 
     .venv/bin/python bench/delivery.py [--sizes 20000,200000] [--engines sqlite,postgresql]
-        [--concurrency 4] [--profile]
+        [--concurrency 4] [--profile] [--dkim]
 
 `--profile` adds a 5,000-member SQLite run under cProfile (every thread) and
 prints where the time goes.
+
+`--dkim` measures what DKIM signing (delivery/dkim.py, through `Outbound.wire`)
+costs. It generates a fresh RSA-2048 key and an Ed25519 key into the run's
+temporary folder (`generate_key`) and sends each campaign three times, each
+into a fresh database with the same size, engine, sink, workers and
+connections: unsigned, signed with the RSA key (`dkim_selector`,
+`dkim_private_key`), and signed with both (`dkim_ed25519_key` too), each
+followed by its own smtp-source reference; it prints the send rates, their
+ratios to smtp-source and to the unsigned run, and the workers' CPU a message
+(getrusage in each worker). On one core without SMTP it times OpenSSL's raw
+signatures through `cryptography` (32 bytes, RSA-2048 PKCS#1 v1.5 with
+SHA-256 and Ed25519, 3,000 a pass, best of 3) and `Outbound.wire` over 2,000
+distinct members unsigned and signed (passes interleaved, best of 5). Target:
+signing adds at most 1.3x OpenSSL's raw RSA-2048 signature time a message.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import io
 import json
 import os
@@ -71,11 +86,26 @@ BUILD_RECIPIENTS = 20_000
 BUILD_REPEATS = 5
 PROFILE_RECIPIENTS = 5_000
 PROGRESS_SECONDS = 10.0
+# --dkim: the signings each campaign is sent with (name, the keys it uses), and the one-core measures.
+SIGNINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("unsigned", ()),
+    ("rsa", ("rsa",)),
+    ("rsa+ed25519", ("rsa", "ed25519")),
+)
+DKIM_SELECTOR = "bench"
+SIGN_TARGET = 1.3  # signing adds at most 1.3x OpenSSL's raw RSA-2048 signature a message
+SIGN_RECIPIENTS = 2_000
+SIGN_REPEATS = 5
+RAW_SIGNATURES = 3_000
+RAW_REPEATS = 3
 
 
-def settings_for(url: str, smtp_port: int, concurrency: int) -> Any:
+def settings_for(url: str, smtp_port: int, concurrency: int, dkim: dict[str, str] | None = None) -> Any:
+    """The bench's settings; `dkim` ({"rsa": path, "ed25519": path}, either may be absent) signs with
+    those keys."""
     from newsletter.settings import Settings
 
+    dkim = dkim or {}
     return Settings(
         database_url=url,
         smtp_url=f"smtp://127.0.0.1:{smtp_port}",
@@ -85,6 +115,9 @@ def settings_for(url: str, smtp_port: int, concurrency: int) -> Any:
         concurrency=concurrency,
         max_rate=0,
         domain_rate=0,
+        dkim_selector=DKIM_SELECTOR if dkim.get("rsa") else "",
+        dkim_private_key=dkim.get("rsa", ""),
+        dkim_ed25519_key=dkim.get("ed25519", ""),
     )
 
 
@@ -107,7 +140,9 @@ def child_prepare(options: dict[str, Any]) -> dict[str, Any]:
     from newsletter.audience.service import Audience
     from newsletter.delivery.service import Sending
 
-    sending = Sending(settings_for(options["url"], options["port"], options["concurrency"]))
+    sending = Sending(
+        settings_for(options["url"], options["port"], options["concurrency"], options.get("dkim"))
+    )
     sending.store.upgrade()
     csv_path = Path(options["csv"])
     started = time.perf_counter()
@@ -136,21 +171,25 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
     from newsletter.delivery.worker import WorkerStats
 
     class CountingTransport(SmtpTransport):
-        """The real transport, adding up the bytes it hands to SMTP (for the reference's message size)."""
+        """The real transport, adding up the bytes it hands to SMTP (for the reference's message size) and
+        the messages that carry a DKIM signature."""
 
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             self.bytes = 0
             self.count = 0
+            self.signed = 0
             self.count_lock = threading.Lock()
 
         def send_wire(self, envelope_from: str, recipient: str, wire: bytes) -> Reply:
+            signed = wire.startswith(b"DKIM-Signature:")
             with self.count_lock:
                 self.bytes += len(wire) - 3  # the message, less the end-of-data line smtp-source adds itself
                 self.count += 1
+                self.signed += signed
             return super().send_wire(envelope_from, recipient, wire)
 
-    settings = settings_for(options["url"], options["port"], options["concurrency"])
+    settings = settings_for(options["url"], options["port"], options["concurrency"], options.get("dkim"))
     sending = Sending(settings)
     sending.store.ready()
     transport = CountingTransport(settings.smtp_url, settings.max_rate, settings.domain_rate)
@@ -222,6 +261,7 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
         "peak_mb": peak,
         "bytes": transport.bytes,
         "messages": transport.count,
+        "signed": transport.signed,
         "profiled_threads": len(profiles),
     }
 
@@ -269,6 +309,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         "loop_cpu_s",
         "bytes",
         "messages",
+        "signed",
     ):
         combined[key] = sum(result[key] for result in results)
     for key in ("peak_mb", "baseline_mb", "setup_s"):
@@ -321,7 +362,85 @@ def measure_build(port: int) -> dict[str, Any]:
         "editor": editor,
         "issue": checked.issue,
         "settings": settings,
+        "prepared": prepared,
         "personaliser": Personaliser(checked.issue),
+    }
+
+
+def measure_raw_signatures(keys: dict[str, Any]) -> dict[str, float]:
+    """OpenSSL's own signing time through `cryptography`, one thread: 32 bytes signed RAW_SIGNATURES
+    times a pass, RSA (PKCS#1 v1.5, SHA-256) and Ed25519 passes interleaved; the best pass of each, in us."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    data = bytes(range(32))
+    rsa_key, ed25519_key = keys["rsa"].private_key, keys["ed25519"].private_key
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+    for _ in range(50):  # warm-up
+        rsa_key.sign(data, pkcs1, sha256)
+        ed25519_key.sign(data)
+    rsa_us, ed25519_us = [], []
+    for _ in range(RAW_REPEATS):
+        started = time.perf_counter()
+        for _ in range(RAW_SIGNATURES):
+            rsa_key.sign(data, pkcs1, sha256)
+        rsa_us.append((time.perf_counter() - started) / RAW_SIGNATURES * 1e6)
+        started = time.perf_counter()
+        for _ in range(RAW_SIGNATURES):
+            ed25519_key.sign(data)
+        ed25519_us.append((time.perf_counter() - started) / RAW_SIGNATURES * 1e6)
+    return {"rsa": min(rsa_us), "ed25519": min(ed25519_us), "rsa_all": rsa_us, "ed25519_all": ed25519_us}
+
+
+def measure_signing(build: dict[str, Any], port: int, key_paths: dict[str, str]) -> dict[str, Any]:
+    """`Outbound.wire` (what the worker calls for each member) over SIGN_RECIPIENTS distinct members, one
+    thread, no SMTP, for each of SIGNINGS; the passes interleaved (unsigned, rsa, rsa+ed25519, then again)
+    so a burst of load hits all alike. The best and the median pass of each, in us a message."""
+    from newsletter.db.models import new_link_key
+    from newsletter.delivery.dkim import canonical_body
+    from newsletter.delivery.message import Recipient, message_id_for, sender_domain
+    from newsletter.delivery.outbound import Outbound
+
+    prepared = build["prepared"]
+    outbounds = {
+        name: Outbound(settings_for("sqlite://", port, 1, {key: key_paths[key] for key in keys}))
+        for name, keys in SIGNINGS
+    }
+    domain = sender_domain(build["settings"])
+    pairs_ids = [
+        (
+            Recipient(number, row["email"], row["name"], False, new_link_key()),
+            message_id_for(2, number, domain),
+        )
+        for number, row in enumerate(members.generate(SIGN_RECIPIENTS, seed=11), start=1)
+    ]
+    # One part of signing's cost apart: the body's canonical form and hash (each member's body differs).
+    body = prepared.render(*pairs_ids[0], outbounds["unsigned"].tokens).split(b"\r\n\r\n", 1)[1]
+    body_us = []
+    for _ in range(SIGN_REPEATS):
+        started = time.perf_counter()
+        for _ in range(200):
+            hashlib.sha256(canonical_body(body)).digest()
+        body_us.append((time.perf_counter() - started) / 200 * 1e6)
+    signatures = {}  # DKIM-Signature headers in a message, to be sure each signs as it should
+    for name, outbound in outbounds.items():
+        _, data = outbound.wire(prepared, *pairs_ids[0])
+        signatures[name] = data.split(b"\r\n\r\n", 1)[0].count(b"DKIM-Signature:")
+        for recipient, message_id in pairs_ids[:200]:  # warm-up
+            outbound.wire(prepared, recipient, message_id)
+    times: dict[str, list[float]] = {name: [] for name in outbounds}
+    for _ in range(SIGN_REPEATS):
+        for name, outbound in outbounds.items():
+            wire = outbound.wire
+            started = time.perf_counter()
+            for recipient, message_id in pairs_ids:
+                wire(prepared, recipient, message_id)
+            times[name].append((time.perf_counter() - started) / len(pairs_ids) * 1e6)
+    return {
+        "best": {name: min(passes) for name, passes in times.items()},
+        "median": {name: statistics.median(passes) for name, passes in times.items()},
+        "signatures": signatures,
+        "body_us": min(body_us),
     }
 
 
@@ -388,17 +507,67 @@ def pipeline(
     concurrency: int,
     processes: int,
     profile: Path | None = None,
+    dkim: dict[str, str] | None = None,
+    signing: str = "",
 ) -> dict[str, Any]:
-    options = {"url": url, "port": port, "concurrency": concurrency, "csv": str(csv_path)}
+    options: dict[str, Any] = {
+        "url": url,
+        "port": port,
+        "concurrency": concurrency,
+        "csv": str(csv_path),
+        "dkim": dkim or {},
+    }
     prepared = run_child("prepare", options)
     if prepared["audience"] != size:
         print(
             f"    WARNING: the '{AUDIENCE}' segment holds {prepared['audience']:,} of {size:,} generated members"
         )
-    label = f"{engine} {size:,}"
+    label = f"{engine} {size:,}" + (f" {signing}" if signing else "")
     options.update(label=label, expected=prepared["audience"], profile=str(profile) if profile else "")
     sent = combine(run_children("send", options, 1 if profile else processes))
     return {**prepared, **sent}
+
+
+def print_dkim(rows: list[dict[str, Any]], raw: dict[str, Any], signing_build: dict[str, Any]) -> None:
+    """The --dkim verdict (signing's added build time against OpenSSL's raw RSA signature) and, for each
+    engine and size, the signed runs' rates and worker CPU against the unsigned run's."""
+    best = signing_build["best"]
+    added = best["rsa"] - best["unsigned"]
+    ratio = added / raw["rsa"]
+    print(
+        f"  DKIM signing (RSA-2048) adds {added:.1f} us a message to Outbound.wire "
+        f"({best['unsigned']:.1f} -> {best['rsa']:.1f} us) = {ratio:.2f}x OpenSSL's raw RSA-2048 signature "
+        f"({raw['rsa']:.1f} us), target <= {SIGN_TARGET}x: {verdict(ratio <= SIGN_TARGET)}"
+    )
+    both = best["rsa+ed25519"] - best["unsigned"]
+    print(
+        f"    with Ed25519 beside it: adds {both:.1f} us = {both / (raw['rsa'] + raw['ed25519']):.2f}x the raw "
+        f"RSA-2048 + Ed25519 signatures ({raw['rsa'] + raw['ed25519']:.1f} us)"
+    )
+    groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["engine"], row["size"]), {})[row["signing"]] = row
+    for (engine, size), by_signing in groups.items():
+        unsigned = by_signing.get("unsigned")
+        if unsigned is None:
+            continue
+        unsigned_cpu = unsigned["cpu_s"] * 1e6 / max(unsigned["sent"], 1)
+        parts = []
+        for name, row in by_signing.items():
+            cpu = row["cpu_s"] * 1e6 / max(row["sent"], 1)
+            part = (
+                f"{name} {row['rate']:,.0f}/s = {row['rate'] / row['reference']:.2f}x smtp-source, "
+                f"worker CPU {cpu:,.0f} us a message"
+            )
+            if name != "unsigned":
+                part += (
+                    f" ({row['rate'] / unsigned['rate']:.2f}x the unsigned rate, CPU +{cpu - unsigned_cpu:,.0f} us "
+                    f"= {(cpu - unsigned_cpu) / raw['rsa']:.2f}x raw RSA)"
+                )
+            parts.append(part)
+        print(f"  DKIM end to end, {engine} {size:,}:")
+        for part in parts:
+            print(f"    {part}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         help="workers sharing the campaign, as `newsletter worker --processes N` runs them (default: one a core)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile a 5,000-member SQLite run")
+    parser.add_argument(
+        "--dkim",
+        action="store_true",
+        help="send each campaign unsigned, DKIM-signed (RSA-2048) and signed with RSA and Ed25519; "
+        "time signing against OpenSSL's raw signatures",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "OPTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)  # in step with the children's stderr
@@ -451,14 +626,54 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(f'{us:.1f}' for us in build['build_us_all'])}); "
             f"full-issue HTML message {build['sample_bytes']:,} bytes"
         )
+        key_paths: dict[str, str] = {}
+        raw: dict[str, Any] = {}
+        signing_build: dict[str, Any] = {}
+        if args.dkim:
+            from newsletter.delivery.dkim import generate_key
+
+            keys = {
+                "rsa": generate_key(work / "dkim" / f"{DKIM_SELECTOR}.pem", "rsa"),
+                "ed25519": generate_key(work / "dkim" / f"{DKIM_SELECTOR}-ed25519.pem", "ed25519"),
+            }
+            key_paths = {kind: str(key.path) for kind, key in keys.items()}
+            raw = measure_raw_signatures(keys)
+            print(
+                f"  OpenSSL raw signatures (cryptography, one thread, 32 bytes, best of {RAW_REPEATS} x "
+                f"{RAW_SIGNATURES:,}): RSA-2048 PKCS#1 v1.5 SHA-256 {raw['rsa']:.1f} us (passes "
+                f"{', '.join(f'{us:.1f}' for us in raw['rsa_all'])}), Ed25519 {raw['ed25519']:.1f} us "
+                f"(passes {', '.join(f'{us:.1f}' for us in raw['ed25519_all'])})"
+            )
+            signing_build = measure_signing(build, sink.port, key_paths)
+            best, median = signing_build["best"], signing_build["median"]
+            print(
+                f"  Outbound.wire, one thread, no SMTP ({SIGN_RECIPIENTS:,} distinct members, best of "
+                f"{SIGN_REPEATS} interleaved passes; median in brackets):"
+            )
+            for name, _ in SIGNINGS:
+                added = best[name] - best["unsigned"]
+                print(
+                    f"    {name:<12} {best[name]:7.1f} us a message ({median[name]:.1f})"
+                    + (f", signing adds {added:.1f} us" if name != "unsigned" else "")
+                    + f"; {signing_build['signatures'][name]} DKIM-Signature header(s)"
+                )
+            print(
+                f"    of which the body (relaxed canonical form and its SHA-256, once a message): "
+                f"{signing_build['body_us']:.1f} us"
+            )
         csvs: dict[int, Path] = {}
         variant_counts: dict[int, int] = {}
-        runs = [(engine, size) for engine in engines for size in (sizes if engine == "sqlite" else sizes[:1])]
+        runs = [
+            (engine, size, signing)
+            for engine in engines
+            for size in (sizes if engine == "sqlite" else sizes[:1])
+            for signing in ([name for name, _ in SIGNINGS] if args.dkim else [""])
+        ]
         if args.profile:
-            runs.append(("profile", PROFILE_RECIPIENTS))
+            runs.append(("profile", PROFILE_RECIPIENTS, ""))
         postgres = None
         try:
-            for engine, size in runs:
+            for engine, size, signing in runs:
                 if size not in csvs:
                     csvs[size] = work / f"members-{size}.csv"
                     started = time.perf_counter()
@@ -470,22 +685,35 @@ def main(argv: list[str] | None = None) -> int:
                         f"    {variants['variants']:,} variants among them; rendering one takes "
                         f"{variants['variant_ms']:.1f} ms (median of {variants['timed']})"
                     )
+                # With --dkim, a fresh database for each signing (a campaign is sent once).
+                suffix = f"-{signing.replace('+', '-')}" if signing else ""
                 if engine in ("sqlite", "profile"):
-                    url = f"sqlite:///{work / f'{engine}-{size}.sqlite3'}"
+                    url = f"sqlite:///{work / f'{engine}-{size}{suffix}.sqlite3'}"
                 elif engine == "postgresql":
                     from newsletter.testing.postgres import TemporaryPostgres
 
                     if postgres is None:
                         postgres = TemporaryPostgres().__enter__()
-                    url = postgres.create_database(f"bench_{size}")
+                    url = postgres.create_database(f"bench_{size}{suffix.replace('-', '_')}")
                 else:
                     print(f"  unknown engine {engine!r}: use sqlite and/or postgresql")
                     continue
-                print(f"  {engine} {size:,}: importing, then sending...", flush=True)
+                title = f"{engine} {size:,}" + (f" {signing}" if signing else "")
+                print(f"  {title}: importing, then sending...", flush=True)
                 profile_path = work / "delivery.prof" if engine == "profile" else None
+                keys_used = {kind: key_paths[kind] for kind in dict(SIGNINGS).get(signing, ())}
                 before = sink.count_received()
                 result = pipeline(
-                    engine, size, url, csvs[size], sink.port, concurrency, args.processes, profile_path
+                    engine,
+                    size,
+                    url,
+                    csvs[size],
+                    sink.port,
+                    concurrency,
+                    args.processes,
+                    profile_path,
+                    keys_used,
+                    signing,
                 )
                 arrived = sink.count_received() - before
                 rate = result["sent"] / result["work_s"]
@@ -516,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                         **result,
                         "engine": engine,
                         "size": size,
+                        "signing": signing,
                         "rate": rate,
                         "reference": reference,
                         "arrived": arrived,
@@ -529,12 +758,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{'engine':<11}{'members':>9}{'sent':>9}{'pipeline/s':>12}{'smtp-source/s':>15}{'ratio':>7}"
+        f"{'engine':<11}{'members':>9}"
+        + (f"{'  DKIM':<13}" if args.dkim else "")
+        + f"{'sent':>9}{'pipeline/s':>12}{'smtp-source/s':>15}{'ratio':>7}"
         f"{'bytes':>8}{'variants':>9}{'peak MB':>9}{'base MB':>9}{'CPU':>6}{'import s':>10}{'setup s':>9}"
     )
     for row in rows:
         print(
-            f"{row['engine']:<11}{row['size']:>9,}{row['sent']:>9,}{row['rate']:>12,.0f}"
+            f"{row['engine']:<11}{row['size']:>9,}"
+            + (f"  {row['signing']:<11}" if args.dkim else "")
+            + f"{row['sent']:>9,}{row['rate']:>12,.0f}"
             f"{row['reference']:>15,.0f}{row['rate'] / row['reference']:>7.2f}{row['message_bytes']:>8,}"
             f"{row['variants']:>9,}{row['peak_mb']:>9.0f}{row['baseline_mb']:>9.0f}"
             f"{row['cpu_s'] / row['work_s']:>6.2f}{row['import_s']:>10.1f}{row['setup_s']:>9.1f}"
@@ -550,7 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         ratio = row["rate"] / row["reference"]
         print(
-            f"  {row['engine']} {row['size']:,}: ratio {ratio:.2f}, target >= {RATIO_TARGET}: "
+            f"  {row['engine']} {row['size']:,}{' ' + row['signing'] if row['signing'] else ''}: "
+            f"ratio {ratio:.2f}, target >= {RATIO_TARGET}: "
             f"{verdict(ratio >= RATIO_TARGET)}; goal >= {RATIO_GOAL}: {verdict(ratio >= RATIO_GOAL)}"
         )
         if row["sent"] != row["size"] or row["arrived"] < row["sent"]:
@@ -559,11 +793,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"(failed {row['failed']}, deferred {row['deferred']}, skipped {row['skipped']}); "
                 f"smtp-sink counted {row['arrived']:,}"
             )
+        if row["signing"] and row["signed"] != (0 if row["signing"] == "unsigned" else row["messages"]):
+            print(
+                f"    WARNING: {row['signed']:,} of {row['messages']:,} messages handed to SMTP carried a "
+                "DKIM signature"
+            )
     print(
         f"  build per recipient: {build['build_us']:.1f} us, target < {BUILD_TARGET_US:.0f} us: "
         f"{verdict(build['build_us'] < BUILD_TARGET_US)}"
     )
-    sqlite_rows = [row for row in rows if row["engine"] == "sqlite"]
+    if args.dkim:
+        print_dkim(rows, raw, signing_build)
+    sqlite_rows = [row for row in rows if row["engine"] == "sqlite" and row["signing"] in ("", "unsigned")]
     if len(sqlite_rows) >= 2:
         small, large = sqlite_rows[0], sqlite_rows[-1]
         growth = large["peak_mb"] / small["peak_mb"] - 1

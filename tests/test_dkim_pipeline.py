@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from dkim_support import dkimpy_verdicts, ed25519_key_file, mail_dkim_verdicts, perl_has_ed25519, rsa_key_file
-from newsletter.delivery.dkim import DkimKey
+from newsletter.delivery.dkim import DkimKey, signer_for
+from newsletter.delivery.outbound import signed_data
+from newsletter.delivery.transport import wire_data
 from newsletter.settings import Settings
 from newsletter.testing.dns import LoopbackDNS
 from newsletter.web.mail import Mailer
@@ -130,3 +132,22 @@ def test_the_pages_notices_are_signed_too(tmp_path):
     with LoopbackDNS(_records(domain, {"nl": key})) as dns:
         assert [(v.algorithm, v.passed) for v in dkimpy_verdicts(raw, dns)] == [("rsa-sha256", True)]
         assert mail_dkim_verdicts(raw, dns)[0].passed
+
+
+def test_a_message_with_dot_leading_lines_is_signed_as_the_receiver_reads_it(tmp_path):
+    """SMTP doubles a line's leading dot on the way and the receiver takes it off again: the signature
+    is made over the message as written, so it verifies after the round trip."""
+    key = rsa_key_file(tmp_path / "nl.pem")
+    signer = signer_for(Settings(dkim_selector="nl", dkim_private_key=str(key)))
+    assert signer is not None
+    message = (
+        b"From: News <news@example.org>\r\nTo: jo@example.org\r\nSubject: Dots\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n"
+        b".a line that starts with a dot\r\n..and two\r\nplain\r\n.\r\n"
+    )
+    data = signed_data(signer, wire_data(message))
+    received = data[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")  # what the receiving server stores
+    assert received.endswith(message)
+    with LoopbackDNS(_records(signer.domain, {"nl": key})) as dns:
+        assert [(v.algorithm, v.passed) for v in dkimpy_verdicts(received, dns)] == [("rsa-sha256", True)]
+        assert mail_dkim_verdicts(received, dns)[0].passed

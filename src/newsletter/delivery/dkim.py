@@ -293,6 +293,10 @@ class Signer:
 
         `timestamp` is the t= tag (seconds since the epoch), now when not given.
         """
+        return self.headers(message, timestamp) + message
+
+    def headers(self, message: bytes, timestamp: int | None = None) -> bytes:
+        """The DKIM-Signature header(s) for the message, to put in front of it (what `sign` adds)."""
         fields, body = _split(message)
         body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
         # The signed fields' canonical forms, each name's instances in message order.
@@ -315,7 +319,7 @@ class Signer:
             self._signature_header([*fixed, b"t=" + when], names, body_hash, key, signed_data)
             for fixed, key in self._fixed_tags
         ]
-        return b"".join(headers) + message
+        return b"".join(headers)
 
     @staticmethod
     def _signature_header(

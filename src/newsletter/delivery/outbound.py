@@ -67,6 +67,7 @@ class Outbound:
 def signed_data(signer: Signer, data: bytes) -> bytes:
     """SMTP DATA (dot-stuffed, ending `.` CRLF) with the DKIM-Signature header(s) in front, signed over
     the message as written: the stuffing is the transport's, undone by the receiver before verifying."""
-    message = data[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
-    signed = signer.sign(message)
-    return signed[: len(signed) - len(message)] + data
+    message = data[: -len(b".\r\n")]
+    if b"\r\n.." in message:  # rare (a line of the message starts with a dot): unstuff only then
+        message = message.replace(b"\r\n..", b"\r\n.")
+    return signer.headers(message) + data
