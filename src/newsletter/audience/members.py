@@ -8,6 +8,7 @@ request whose UPDATE changed the row writes the record, in the same transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -172,18 +173,25 @@ def suppress(session: Session, email: str, reason: str, source: str, keep_addres
     One INSERT that does nothing if the address is already suppressed, built once: no read first, so
     nothing pending in the session need be flushed before it (a bounce mailbox records hundreds at a
     time), and through Core, since nothing here is an object the session tracks."""
-    normal = addresses.normalise(email)
     result = session.connection().execute(
         _suppress_statement(session.get_bind().dialect.name),
-        {
-            "email_hash": addresses.address_hash(normal),
-            "email": normal if keep_address else None,
-            "reason": reason,
-            "source": source,
-            "created_at": utcnow(),
-        },
+        _suppression_row(email, reason, source, keep_address, utcnow()),
     )
     return result.first() is not None  # a row comes back only if one was inserted (rowcount may be -1)
+
+
+def _suppression_row(
+    email: str, reason: str, source: str, keep_address: bool, now: dt.datetime
+) -> dict[str, Any]:
+    """A `suppressions` row for `_suppress_statement`: the address kept only as its hash unless asked."""
+    normal = addresses.normalise(email)
+    return {
+        "email_hash": addresses.address_hash(normal),
+        "email": normal if keep_address else None,
+        "reason": reason,
+        "source": source,
+        "created_at": now,
+    }
 
 
 @functools.cache
@@ -217,18 +225,7 @@ def bounced_many(session: Session, bounces: list[tuple[int, str, str]]) -> None:
     """`bounced` for many (member id, address, why) at once: two statements however many there are (a
     mailbox's batch of reports). The members this session holds are not brought up to date."""
     now = utcnow()
-    rows = []
-    for _member, email, source in bounces:
-        normal = addresses.normalise(email)
-        rows.append(
-            {
-                "email_hash": addresses.address_hash(normal),
-                "email": normal,
-                "reason": "bounced",
-                "source": source[:200],
-                "created_at": now,
-            }
-        )
+    rows = [_suppression_row(email, "bounced", source[:200], True, now) for _member, email, source in bounces]
     connection = session.connection()
     connection.execute(_suppress_statement(session.get_bind().dialect.name, returning=False), rows)
     connection.execute(_BOUNCED, [{"member": member, "now": now} for member, _email, _source in bounces])
