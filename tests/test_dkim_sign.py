@@ -26,6 +26,7 @@ from dkim_support import (
 )
 from newsletter.delivery.dkim import DkimKey, Signer, canonical_body, canonical_header
 from newsletter.delivery.message import PreparedMessage, Recipient, message_id_for
+from newsletter.delivery.transport import written_data
 from newsletter.errors import UserError
 from newsletter.testing.dns import LoopbackDNS
 from newsletter.testing.ports import LOOPBACK
@@ -229,6 +230,104 @@ def test_an_rsa_only_signer_signs_once(tmp_path, dns_server, message) -> None:
     signed = signer.sign(message)
     assert passes(dkimpy_verdicts(signed, dns_server)) == [("rsa-sha256", True)]
     assert passes(mail_dkim_verdicts(signed, dns_server)) == [("rsa-sha256", True)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Templates: a variant's static parts canonicalised once, the same signature as signing the whole message
+# ---------------------------------------------------------------------------------------------------------
+
+AWKWARD_MEMBERS = [
+    MEMBER,
+    Recipient(1, "plain@example.org", "", text_only=False, link_key="A" * 32),
+    Recipient(
+        2, "o.brien@example.org", 'Dr. Siobhán "Shiv" O\'Brien, MBE', text_only=False, link_key="B" * 32
+    ),
+    Recipient(3, "tabs@example.org", "  Spaced\t\tout   name  ", text_only=False, link_key="C" * 32),
+    Recipient(4, "zoe@bücher.example", "Zoë " + "Longname " * 30, text_only=False, link_key="D" * 32),
+    Recipient(5, "dots@example.org", "...leading dots.", text_only=False, link_key="E" * 32),
+]
+
+
+@pytest.fixture(scope="module")
+def prepared(sample, settings) -> PreparedMessage:
+    edition = dataclasses.replace(sample.edition, text=f"{sample.edition.text}\n{LONG_LINE}\n{DOT_LINE}\n")
+    return PreparedMessage.build(edition, settings, text_only=False)
+
+
+def _whole_message_not_signed(signer: Signer, monkeypatch) -> None:
+    """From here on, signing the whole message (the template's fallback) fails the test."""
+
+    def whole(*args):
+        raise AssertionError("signed the whole message, not from the template")
+
+    monkeypatch.setattr(signer, "headers", whole)
+
+
+def test_a_template_signs_each_member_as_the_whole_message_would(
+    signer, prepared, dns_server, monkeypatch
+) -> None:
+    template = signer.template(*prepared.template)
+    assert template is not None  # the pipeline's variants always allow it
+    tokens = Tokens("k" * 32)
+    messages = []
+    for member in AWKWARD_MEMBERS:
+        message_id = message_id_for(9, member.subscriber_id, DOMAIN)
+        written = prepared.render(member, message_id, tokens, DATE)
+        messages.append((prepared.pieces(member, message_id, tokens, DATE)[1], written, member))
+    expected = [signer.headers(written, 1_700_000_000) for _, written, _ in messages]
+    _whole_message_not_signed(signer, monkeypatch)
+    for (pieces, _, member), whole in zip(messages, expected, strict=True):
+        assert template.headers(pieces, 1_700_000_000) == whole, member
+    signed = template.headers(pieces) + written
+    monkeypatch.undo()
+    assert passes(dkimpy_verdicts(signed, dns_server)) == [("rsa-sha256", True), ("ed25519-sha256", True)]
+    assert mail_dkim_verdicts(signed, dns_server)[0].passed  # Debian 12's Mail::DKIM knows no Ed25519
+
+
+HAND_MADE = [
+    b"From: news@health-equity-network.example.org\r\nTo: ",
+    b"",
+    b"\r\nSubject: Hello\r\n\r\nBody  with   runs\r\n..dot line\r\nLink:=\r\n",
+    b"",
+    b"=\r\nend\r\n\r\n\r\n.\r\n",
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "from_template"),
+    [
+        ({1: b"a@example.org", 3: b"https://x.example/u/1"}, True),
+        ({1: b"Name\r\n <a@example.org>", 3: b"https://x.example/u/1"}, True),
+        ({1: b"a@example.org", 3: b"https://x.example/u/a b"}, False),  # a space
+        ({1: b"a@example.org", 3: b"https://x.example/=\r\n..dotted"}, False),  # a stuffed dot
+        ({1: b"a@example.org\r\n\r\nX: moved", 3: b"https://x.example/u/1"}, False),  # the header's end
+    ],
+)
+def test_a_template_signs_the_whole_message_where_a_piece_is_not_safe_alone(
+    signer, values, from_template, monkeypatch
+) -> None:
+    template = signer.template(HAND_MADE, values.keys())
+    assert template is not None
+    pieces = [values.get(index, part) for index, part in enumerate(HAND_MADE)]
+    whole = signer.headers(written_data(b"".join(pieces)), 1_700_000_000)
+    if from_template:
+        _whole_message_not_signed(signer, monkeypatch)
+    assert template.headers(pieces, 1_700_000_000) == whole
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [b"From: a@b\r\n\r\nHello ", b"", b"world\r\n.\r\n"],  # a space before a personal piece
+        [b"From: a@b\r\n\r\nHello", b"", b"\t world\r\n.\r\n"],  # a tab after one
+        [b"From: a@b\r\n\r\nHello\r\n", b"", b"\r\n\r\n.\r\n"],  # ends in empty lines after one
+        [b"From: a@b\r\n\r\nHello\r\n", b""],  # ends with a personal piece
+        [b"From: a@b\r\nTo: ", b"", b"\r\n.\r\n"],  # no static header/body separator
+    ],
+)
+def test_a_template_is_refused_where_its_layout_does_not_allow_one(signer, parts) -> None:
+    personal = [index for index, part in enumerate(parts) if not part]
+    assert signer.template(parts, personal) is None
 
 
 # ---------------------------------------------------------------------------------------------------------

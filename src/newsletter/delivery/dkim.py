@@ -22,14 +22,17 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from newsletter.delivery.message import sender_domain
+from newsletter.delivery.transport import written_data
 from newsletter.errors import UserError, display_path
 from newsletter.settings import Settings
 
@@ -39,6 +42,7 @@ __all__ = [
     "SIGNED_HEADERS",
     "DkimKey",
     "Signer",
+    "Template",
     "canonical_body",
     "canonical_header",
 ]
@@ -65,6 +69,7 @@ MIN_RSA_BITS = 2048  # RFC 8301 section 3.2; what Gmail and Yahoo expect
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one label of a DNS name
 _SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 MAX_LINE = 76  # characters of a DKIM-Signature line, under the 78 of RFC 5322 section 2.1.1
+MAX_LAYOUTS = 64  # signed-field sequences remembered (a campaign's messages share one or two)
 
 _SIGNED = tuple(name.lower().encode("ascii") for name in SIGNED_HEADERS)
 _SIGNED_SET = frozenset(_SIGNED)
@@ -97,18 +102,25 @@ def canonical_body(body: bytes) -> bytes:
     """
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"
-    # Tabs become spaces, runs of spaces one, then the one space left before a line break goes. Done as
-    # bytes.replace and a regex that starts with a literal (both scan at memory speed); a regex for
-    # every space or tab would stop at each of the thousands of single spaces in a body.
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
-    if b"  " in body:
-        body = _SPACES.sub(b" ", body)
-    body = body.replace(b" \r\n", b"\r\n")
+    body = _canonical_lines(body)
     end = len(body)
     while body.endswith(b"\r\n\r\n", 0, end):
         end -= 2
     return b"" if end == 2 and body.startswith(b"\r\n") else body[:end]
+
+
+def _canonical_lines(text: bytes) -> bytes:
+    """Relaxed body canonicalisation within lines: runs of spaces and tabs as one space, none at a line's end.
+
+    Tabs become spaces, runs of spaces one, then the one space left before a line break goes. Done as
+    bytes.replace and a regex that starts with a literal (both scan at memory speed); a regex for every
+    space or tab would stop at each of the thousands of single spaces in a body.
+    """
+    if b"\t" in text:
+        text = text.replace(b"\t", b" ")
+    if b"  " in text:
+        text = _SPACES.sub(b" ", text)
+    return text.replace(b" \r\n", b"\r\n")
 
 
 def _split(message: bytes) -> tuple[list[bytes], bytes]:
@@ -269,7 +281,8 @@ class Signer:
         self.keys: list[tuple[str, DkimKey]] = [(selector, rsa_key)]
         if ed25519_key is not None:
             self.keys.append((self.ed25519_selector, ed25519_key))
-        # The tags before t= never change: prepared once per key.
+        self._layouts: dict[tuple[bytes, ...], _Layout] = {}
+        # The tags before h= never change: prepared once per key.
         self._fixed_tags = [
             (
                 [
@@ -298,51 +311,214 @@ class Signer:
     def headers(self, message: bytes, timestamp: int | None = None) -> bytes:
         """The DKIM-Signature header(s) for the message, to put in front of it (what `sign` adds)."""
         fields, body = _split(message)
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
-        # The signed fields' canonical forms, each name's instances in message order.
-        by_name: dict[bytes, list[bytes]] = {}
-        for field in fields:
-            name, _, value = field.partition(b":")
-            key = name.rstrip().lower()
-            if key in _SIGNED_SET:
-                by_name.setdefault(key, []).append(canonical_header(name, value))
+        return self._headers_for(fields, hashlib.sha256(canonical_body(body)), timestamp)
+
+    def template(self, parts: Sequence[bytes], personal: Collection[int]) -> Template | None:
+        """What signing many messages cut from one template can do once (see `Template`); None when the
+        template's layout does not allow it (then sign each whole message with `headers`)."""
+        return Template.prepare(self, parts, frozenset(personal))
+
+    def _headers_for(
+        self,
+        fields: list[bytes],
+        body_hash: Any,
+        timestamp: int | None,
+        known: dict[bytes, tuple[bytes, bytes] | None] | None = None,
+    ) -> bytes:
+        """The DKIM-Signature header(s) for these header fields and the body's SHA-256 (fed, not finished).
+
+        `known` holds fields whose signed form is already known (a template's static ones)."""
+        bh = base64.b64encode(body_hash.digest())
         names: list[bytes] = []
-        header_data: list[bytes] = []
-        for signed in _SIGNED:
-            instances = by_name.get(signed, [])
-            # Verifiers pick instances from the bottom up (RFC 6376 section 5.4.2).
-            header_data += reversed(instances)
-            names += [signed] * (len(instances) + (signed in _OVERSIGNED))
-        signed_data = b"".join(header_data)
+        canonical: list[bytes] = []
+        for field in fields:
+            signed = known.get(field, _UNKNOWN) if known is not None else _UNKNOWN
+            if signed is _UNKNOWN:
+                signed = _signed_field(field)
+            if signed is not None:
+                names.append(signed[0])
+                canonical.append(signed[1])
+        layout = self._layouts.get(tuple(names))
+        if layout is None:
+            layout = self._layout(tuple(names))
+        header_data = b"".join([canonical[index] for index in layout.order])
         when = str(int(time.time()) if timestamp is None else timestamp).encode("ascii")
-        headers = [
-            self._signature_header([*fixed, b"t=" + when], names, body_hash, key, signed_data)
-            for fixed, key in self._fixed_tags
-        ]
+        tail = b" t=" + when + b"; bh=" + bh + b";"  # one line, 63 characters
+        headers = []
+        for folded, canonical_start, key in layout.starts:
+            signature = key.sign_header_data(header_data + canonical_start + tail + b" b=")
+            headers.append(folded + b"\r\n" + tail + b"\r\n b=" + _folded_base64(signature, MAX_LINE - 3))
         return b"".join(headers)
 
-    @staticmethod
-    def _signature_header(
-        tags: list[bytes], names: list[bytes], body_hash: bytes, key: DkimKey, signed_data: bytes
-    ) -> bytes:
-        """One folded DKIM-Signature header: its form with an empty b= is hashed with the signed
-        headers, then the signature is written into b=."""
-        fold = _Folder(b"DKIM-Signature:")
-        for tag in tags:
-            fold.word(tag + b";")
-        names_text = b":".join(names) + b";"
-        pieces = names_text.split(b":")
-        fold.word(b"h=" + pieces[0] + (b":" if len(pieces) > 1 else b""))
-        for index, piece in enumerate(pieces[1:], start=2):
-            fold.word(piece + (b":" if index < len(pieces) else b""), glue=b"")
-        fold.word(b"bh=")
-        fold.breakable(body_hash + b";")
-        fold.new_line(b"b=")
-        unsigned = fold.text()
-        _, _, value = unsigned.partition(b":")
-        signature = key.sign_header_data(signed_data + canonical_header(b"DKIM-Signature", value)[:-2])
-        fold.breakable(base64.b64encode(signature))
-        return fold.text() + b"\r\n"
+    def _layout(self, names: tuple[bytes, ...]) -> _Layout:
+        """How messages with these signed fields (in this order) are signed, worked out once."""
+        order: list[int] = []
+        listed: list[bytes] = []
+        for signed in _SIGNED:
+            positions = [index for index, name in enumerate(names) if name == signed]
+            # Verifiers pick instances from the bottom up (RFC 6376 section 5.4.2).
+            order += reversed(positions)
+            listed += [signed] * (len(positions) + (signed in _OVERSIGNED))
+        starts = []
+        for fixed, key in self._fixed_tags:
+            fold = _Folder(b"DKIM-Signature:")
+            for tag in fixed:
+                fold.word(tag + b";")
+            pieces = (b":".join(listed) + b";").split(b":")
+            fold.word(b"h=" + pieces[0] + (b":" if len(pieces) > 1 else b""))
+            for index, piece in enumerate(pieces[1:], start=2):
+                fold.word(piece + (b":" if index < len(pieces) else b""), glue=b"")
+            folded = fold.text()
+            # The relaxed form of the header up to h=, which the rest follows after one space.
+            starts.append((folded, canonical_header(*folded.split(b":", 1))[:-2], key))
+        if len(self._layouts) >= MAX_LAYOUTS:
+            self._layouts.clear()
+        layout = self._layouts[names] = _Layout(tuple(order), tuple(starts))
+        return layout
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """For messages with one sequence of signed fields: the order their relaxed forms are hashed in, and
+    each key's DKIM-Signature up to h= (folded, and in relaxed form), the same for every such message."""
+
+    order: tuple[int, ...]
+    starts: tuple[tuple[bytes, bytes, DkimKey], ...]
+
+
+_UNKNOWN = (b"", b"")  # a field whose signed form is not known yet
+
+
+def _signed_field(field: bytes) -> tuple[bytes, bytes] | None:
+    """A header field's lower-case name and relaxed form when the signatures cover it, else None."""
+    name, _, value = field.partition(b":")
+    key = name.rstrip().lower()
+    return (key, canonical_header(name, value)) if key in _SIGNED_SET else None
+
+
+def _folded_base64(data: bytes, room: int) -> bytes:
+    """A signature in base64 after `b=`: `room` characters on that line, then lines of MAX_LINE - 1."""
+    text = base64.b64encode(data)
+    lines = [text[:room]]
+    for start in range(room, len(text), MAX_LINE - 1):
+        lines.append(text[start : start + MAX_LINE - 1])
+    return b"\r\n ".join(lines) + b"\r\n"
+
+
+class Template:
+    """Signing for the messages cut from one template, with its canonical body prepared once.
+
+    A variant's messages differ only in a few personal pieces: the To, Date and Message-ID headers, the
+    unsubscribe token and the links in each body part. Relaxed canonicalisation works within a line and
+    within a run of spaces and tabs, so the canonical body of a message is the join of its pieces'
+    canonical forms as long as no such run crosses from one piece into the next. So each static piece
+    is canonicalised once here, and everything before the first personal piece of the body is hashed
+    once; a member's message then costs hashing the rest of the body, its few header fields and the
+    signature itself.
+
+    The parts (and the pieces `headers` is given) are SMTP DATA, as `PreparedMessage` keeps them: each
+    piece dot-stuffed on its own, the last ending with the `.` CRLF line. A personal piece this cannot
+    prove safe (a space or tab, a line starting with a dot) makes that message signed the whole way,
+    by `Signer.headers`: slower, never wrong.
+    """
+
+    def __init__(
+        self,
+        signer: Signer,
+        header_pieces: int,
+        head: bytes,
+        prefix: Any,
+        rest: list[bytes | int],
+        known: dict[bytes, tuple[bytes, bytes] | None],
+    ) -> None:
+        self.signer = signer
+        self._known = known  # the static header fields' signed forms
+        self._header_pieces = header_pieces  # pieces wholly in the header, then `head` (static)
+        self._head = head
+        self._prefix = prefix  # SHA-256 fed with the canonical body up to the first personal piece
+        self._rest = rest  # the rest of the body: canonical static bytes, or a personal piece's index
+
+    @classmethod
+    def prepare(cls, signer: Signer, parts: Sequence[bytes], personal: frozenset[int]) -> Template | None:
+        """The template of `parts` (DATA form; those at `personal` differ by message), or None when its
+        layout keeps a piece from being canonicalised alone: the header and body are not split by a
+        static piece, a static piece meets a personal one with a space, tab or dot, the body ends with
+        a personal piece or with no text after it."""
+        last = len(parts) - 1
+        if not parts or last in personal or not parts[last].endswith(b".\r\n"):
+            return None
+        for index, part in enumerate(parts):
+            if index in personal:
+                continue
+            separator = part.find(b"\r\n\r\n")
+            if separator >= 0:
+                break
+        else:
+            return None
+        head = part[:separator]
+        body_parts = [part[separator + 4 :], *parts[index + 1 :]]
+        body_parts[-1] = body_parts[-1][: -len(b".\r\n")]
+        # The body starts a line: a stuffed dot there is taken off with the rest of the stuffing.
+        body_parts[0] = _unstuffed(b"\r\n" + body_parts[0])[2:]
+        pieces: list[bytes | int] = []
+        for number, piece in enumerate(body_parts):
+            position = index + number
+            if number and position in personal:
+                pieces.append(position)
+                continue
+            after_personal = number > 0 and position - 1 in personal
+            before_personal = position + 1 in personal
+            if (after_personal and piece[:1] in (b" ", b"\t", b".")) or (
+                before_personal and piece[-1:] in (b" ", b"\t")
+            ):
+                return None
+            canonical = _canonical_lines(_unstuffed(piece) if number else piece)
+            if number == len(body_parts) - 1:
+                canonical = canonical_body(canonical)
+                if not canonical.strip(b"\r\n"):  # trailing empty lines could reach into a personal piece
+                    return None
+            if pieces and isinstance(pieces[-1], bytes):
+                pieces[-1] += canonical
+            else:
+                pieces.append(canonical)
+        prefix = hashlib.sha256()
+        while pieces and isinstance(pieces[0], bytes):
+            prefix.update(pieces.pop(0))
+        # The header fields written wholly in static pieces, their signed forms worked out now. (The
+        # fragments next to personal pieces are never a whole field of a message, so never looked up.)
+        static_header = [part for number, part in enumerate(parts[:index]) if number not in personal]
+        known = {
+            field: _signed_field(_unstuffed(field))
+            for part in [*static_header, head]
+            for field in _FIELD_START.split(part)
+        }
+        return cls(signer, index, head, prefix, pieces, known)
+
+    def headers(self, pieces: Sequence[bytes], timestamp: int | None = None) -> bytes:
+        """The DKIM-Signature header(s) for the message these pieces (the template's, filled) make."""
+        header = b"".join(pieces[: self._header_pieces]) + self._head
+        if b"\r\n\r\n" in header or header.endswith(b"\r\n") or header.startswith(b"."):
+            return self._whole(pieces, timestamp)  # a personal piece moved the end of the header
+        if b"\r\n.." in header:
+            header = _unstuffed(header)
+        body_hash = self._prefix.copy()
+        for item in self._rest:
+            if item.__class__ is int:
+                value = pieces[cast(int, item)]
+                if b" " in value or b"\t" in value or b"\r\n." in value or value[:1] == b".":
+                    return self._whole(pieces, timestamp)
+                body_hash.update(value)
+            else:
+                body_hash.update(cast(bytes, item))
+        return self.signer._headers_for(_FIELD_START.split(header), body_hash, timestamp, self._known)
+
+    def _whole(self, pieces: Sequence[bytes], timestamp: int | None) -> bytes:
+        return self.signer.headers(written_data(b"".join(pieces)), timestamp)
+
+
+def _unstuffed(data: bytes) -> bytes:
+    """DATA's dot-stuffing taken off the lines inside `data` (RFC 5321 section 4.5.2)."""
+    return data.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in data else data
 
 
 class _Folder:
@@ -359,22 +535,6 @@ class _Folder:
             self._line = b" " + word
         else:
             self._line += glue + word
-
-    def new_line(self, word: bytes) -> None:
-        """Start a continuation line with `word`."""
-        self._lines.append(self._line)
-        self._line = b" " + word
-
-    def breakable(self, value: bytes) -> None:
-        """Add base64 text right after the current line's `tag=`, continuing on new lines as needed."""
-        while value:
-            room = MAX_LINE - len(self._line)
-            if room <= 0:
-                self._lines.append(self._line)
-                self._line = b" "
-                room = MAX_LINE - 1
-            self._line += value[:room]
-            value = value[room:]
 
     def text(self) -> bytes:
         return b"\r\n".join([*self._lines, self._line])

@@ -45,6 +45,7 @@ from functools import lru_cache
 
 import idna
 
+from newsletter.delivery.transport import written_data
 from newsletter.errors import UserError
 from newsletter.render.edition import Edition
 from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIEW_URL
@@ -124,6 +125,7 @@ class PreparedMessage:
     ) -> None:
         self._parts = parts
         self._slots = slots
+        self._personal = frozenset(index for index, _ in slots)
         self.text_only = text_only
         self.domain = domain
         self._unsubscribe_prefix = f"{base_url}/unsubscribe/"
@@ -181,14 +183,26 @@ class PreparedMessage:
 
     def render(self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None) -> bytes:
         """The recipient's message as written (CRLF lines): their address and links."""
-        wire = self.wire(recipient, message_id, tokens, date)[1]
-        return wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+        return written_data(self.wire(recipient, message_id, tokens, date)[1])
 
     def wire(
         self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None
     ) -> tuple[str, bytes]:
         """MAIL FROM (the VERP bounce address) and the message as SMTP DATA (see `transport.wire_data`)
         for one recipient: what `SmtpTransport.send_wire` takes."""
+        sender, pieces = self.pieces(recipient, message_id, tokens, date)
+        return sender, b"".join(pieces)
+
+    @property
+    def template(self) -> tuple[list[bytes], frozenset[int]]:
+        """The message as SMTP DATA in pieces, and which of them differ by recipient (what `pieces`
+        fills in): a DKIM signer prepares the rest once (`dkim.Template`)."""
+        return self._parts, self._personal
+
+    def pieces(
+        self, recipient: Recipient, message_id: str, tokens: Tokens, date: str | None = None
+    ) -> tuple[str, list[bytes]]:
+        """MAIL FROM and the recipient's SMTP DATA in the template's pieces (`wire` joins them)."""
         if recipient.text_only and not self.text_only:
             raise ValueError(
                 f"subscriber {recipient.subscriber_id} chose plain text, this is the HTML variant"
@@ -210,7 +224,7 @@ class PreparedMessage:
         parts = self._parts.copy()
         for index, slot in self._slots:
             parts[index] = values[slot]
-        return self.envelope_sender(recipient, tokens), b"".join(parts)
+        return self.envelope_sender(recipient, tokens), parts
 
     def envelope_sender(self, recipient: Recipient, tokens: Tokens) -> str:
         """MAIL FROM for this recipient: a VERP address whose token names them, so a bounce does too."""

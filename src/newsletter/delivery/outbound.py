@@ -12,8 +12,10 @@ key is one clear error before anything is sent. The pages' emails are signed by 
 from __future__ import annotations
 
 import datetime as dt
+import weakref
+from typing import cast
 
-from newsletter.delivery.dkim import Signer, signer_for
+from newsletter.delivery.dkim import Signer, Template, signer_for
 from newsletter.delivery.message import (
     PreparedMessage,
     Recipient,
@@ -21,10 +23,11 @@ from newsletter.delivery.message import (
     message_id_for,
     sender_domain,
 )
-from newsletter.delivery.transport import Reply, SmtpTransport
+from newsletter.delivery.transport import Reply, SmtpTransport, written_data
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 
+_UNSEEN = object()  # a variant not yet asked for its signing template
 TEST_MARK = "t"  # a test copy's Message-ID names its test send as `t<id>`, never a campaign's number
 
 
@@ -35,6 +38,10 @@ class Outbound:
         self.tokens = Tokens(settings.secret_key)
         self.domain = sender_domain(settings)
         self.signer = signer_for(settings)
+        # Each variant's signing template, made on its first message, gone with the variant.
+        self._templates: weakref.WeakKeyDictionary[PreparedMessage, Template | object | None] = (
+            weakref.WeakKeyDictionary()
+        )
         self.transport = transport or SmtpTransport(
             settings.smtp_url, settings.max_rate, settings.domain_rate
         )
@@ -42,10 +49,15 @@ class Outbound:
     def wire(self, prepared: PreparedMessage, recipient: Recipient, message_id: str) -> tuple[str, bytes]:
         """MAIL FROM and the DATA for one recipient, DKIM-signed when keys are set (raises ValueError
         for an address no header can carry)."""
-        sender, data = prepared.wire(recipient, message_id, self.tokens)
-        if self.signer is not None:
-            data = signed_data(self.signer, data)
-        return sender, data
+        if self.signer is None:
+            return prepared.wire(recipient, message_id, self.tokens)
+        sender, pieces = prepared.pieces(recipient, message_id, self.tokens)
+        template = self._templates.get(prepared, _UNSEEN)
+        if template is _UNSEEN:
+            template = self._templates[prepared] = self.signer.template(*prepared.template)
+        if template is None:
+            return sender, signed_data(self.signer, b"".join(pieces))
+        return sender, b"".join([cast(Template, template).headers(pieces), *pieces])  # one copy
 
     def send(self, sender: str, address: str, wire: bytes) -> Reply:
         """Hand one message to the relay; the reply says sent, deferred, failed or bounced."""
@@ -67,7 +79,4 @@ class Outbound:
 def signed_data(signer: Signer, data: bytes) -> bytes:
     """SMTP DATA (dot-stuffed, ending `.` CRLF) with the DKIM-Signature header(s) in front, signed over
     the message as written: the stuffing is the transport's, undone by the receiver before verifying."""
-    message = data[: -len(b".\r\n")]
-    if b"\r\n.." in message:  # rare (a line of the message starts with a dot): unstuff only then
-        message = message.replace(b"\r\n..", b"\r\n.")
-    return signer.headers(message) + data
+    return signer.headers(written_data(data)) + data

@@ -112,6 +112,14 @@ def wire_data(message: bytes) -> bytes:
     return wire + (b".\r\n" if wire.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
+def written_data(wire: bytes) -> bytes:
+    """The message as written, from SMTP DATA (`wire_data`): the end-of-data line and the stuffing gone."""
+    message = wire[: -len(b".\r\n")]
+    if message.startswith(b".."):
+        message = message[1:]
+    return message.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in message else message
+
+
 class RateLimiter:
     """Spaces sends so that at most `rate` leave per second overall, and `domain_rate` per domain.
 
