@@ -13,6 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from delivery_support import (
     SAMPLE_SLUG,
     SwitchableRelay,
@@ -317,3 +319,34 @@ def test_a_slow_batch_is_not_taken_over_by_another_live_worker(database_url, tmp
                 second_sending.close()
             assert finished
             assert_each_once(server.messages, {f"member{n:03d}@example.org" for n in range(25)})
+
+
+def test_a_ledger_write_that_fails_stops_the_worker_with_its_error(database_url, monkeypatch):
+    """Replies are written on a thread of their own; when a write fails, the worker stops with that error
+    instead of sending on with nothing recorded, and what it could not record stays leased (due again
+    when the lease runs out), never marked sent or forgotten."""
+    with RecordingSMTPServer() as server:
+        settings = delivery_settings(database_url, server.port)
+        with open_sending(settings) as sending:
+            campaign, size = sending.send(SAMPLE_SLUG, ["housing"])
+            writes = []
+            record_sent = ledger_module.SentRecorder.__call__
+
+            def failing_on_the_second_write(self, results):
+                writes.append(len(results))
+                if len(writes) == 2:
+                    raise OSError("disk I/O error (the test's)")
+                return record_sent(self, results)
+
+            monkeypatch.setattr(ledger_module.SentRecorder, "__call__", failing_on_the_second_write)
+            with pytest.raises(OSError, match="the test's"):
+                sending.work(once=True, lease_seconds=60, retry_base_seconds=60)
+            monkeypatch.undo()
+
+            rows = ledger(sending, campaign.id)
+            received = set(recipients(server.messages))
+            marked_sent = {email for email, row in rows.items() if row.status == "sent"}
+            assert marked_sent <= received  # nothing recorded as sent that the relay did not get
+            assert len(marked_sent) == writes[0] < size  # the first write only; it did not carry on
+            unrecorded = received - marked_sent
+            assert unrecorded and all(rows[email].status == "sending" for email in unrecorded)

@@ -268,6 +268,12 @@ def test_two_members_of_one_variant(prepared, tokens):
         "x" * 76 + PREFERENCES_URL + "\n" + "." + "\n",
         "line\r\nwith CRLF and a lone\rCR " + UNSUBSCRIBE_URL + "\n",
         "%%not_a_marker%% " + VIEW_URL + "\n",
+        # Lines are encoded one at a time and kept: trailing spaces and tabs, '=', exact widths, repeats.
+        ("trailing space \ntrailing tab\t\n" + "=" * 80 + "\n" + "x" * 75 + "\n" + "y" * 76 + "\n") * 2
+        + " \n\t\n"
+        + UNSUBSCRIBE_URL
+        + " after\t",
+        "é" * 37 + "\n" + "é" * 38 + " \n" + "\U0001f600" * 30 + PREFERENCES_URL + "\n",
     ],
 )
 def test_markers_in_awkward_places(edition, settings, tokens, text):

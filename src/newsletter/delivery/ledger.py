@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from newsletter.audience.bouncing import Kind, Rules, event, kind_of, refused, status_in, write_events
@@ -330,17 +331,28 @@ class SentRecorder:
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
         moment = bindparam("moment", type_=Delivery.sent_at.type)
+        worker = bindparam("worker", type_=Delivery.lease_owner.type)
+        # On PostgreSQL every statement is a round trip and a plan run by the server: the handful goes as
+        # two arrays, unnested into rows the UPDATE joins, one statement whatever its size. SQLite runs
+        # `executemany` in its own C loop, in this process, so each row is one cheap statement there.
+        self.arrays = dialect.name == "postgresql"
+        if self.arrays:
+            accepted = select(
+                func.unnest(bindparam("rows", type_=ARRAY(Delivery.id.type))).label("id"),
+                func.unnest(bindparam("replies", type_=ARRAY(Delivery.last_reply.type))).label("reply"),
+            ).subquery("accepted")
+            row_id, reply = accepted.c.id, accepted.c.reply
+        else:
+            row_id = bindparam("row", type_=Delivery.id.type)
+            reply = bindparam("reply", type_=Delivery.last_reply.type)
         statement = (
             update(Delivery)
-            .where(
-                Delivery.id == bindparam("row", type_=Delivery.id.type),
-                rules.held_by(bindparam("worker", type_=Delivery.lease_owner.type)),
-            )
+            .where(Delivery.id == row_id, rules.held_by(worker))
             .values(
                 status=DeliveryStatus.SENT,
                 sent_at=moment,
                 updated_at=moment,
-                last_reply=bindparam("reply", type_=Delivery.last_reply.type),
+                last_reply=reply,
                 lease_owner=None,
                 lease_expires_at=None,
             )
@@ -352,7 +364,7 @@ class SentRecorder:
         self.fixed = {
             name: self.process[name](bind.effective_value)
             for name, bind in binds.items()
-            if name not in self.VARYING
+            if name not in (*self.VARYING, "rows", "replies")
         }
         # sqlite3 takes a tuple in the statement's order; psycopg a mapping by name.
         self.order = tuple(compiled.positiontup or ()) if dialect.positional else None
@@ -363,19 +375,33 @@ class SentRecorder:
             return
         process = self.process
         now = process["moment"](utcnow())
-        rows: list[Any] = []
-        for row, reply in results:
-            values = {
-                **self.fixed,
-                "row": process["row"](row.delivery_id),
-                "worker": process["worker"](row.worker),
-                "reply": process["reply"](str(reply)),
-                "moment": now,
-            }
-            rows.append(tuple(values[name] for name in self.order) if self.order is not None else values)
         cursor = self.connection.cursor()
         try:
-            cursor.executemany(self.sql, rows)
+            if self.arrays:
+                cursor.execute(
+                    self.sql,
+                    {
+                        **self.fixed,
+                        "rows": [row.delivery_id for row, _ in results],
+                        "replies": [str(reply) for _, reply in results],
+                        "worker": process["worker"](results[0][0].worker),  # one worker's rows
+                        "moment": now,
+                    },
+                )
+            else:
+                rows: list[Any] = []
+                for row, reply in results:
+                    values = {
+                        **self.fixed,
+                        "row": process["row"](row.delivery_id),
+                        "worker": process["worker"](row.worker),
+                        "reply": process["reply"](str(reply)),
+                        "moment": now,
+                    }
+                    rows.append(
+                        tuple(values[name] for name in self.order) if self.order is not None else values
+                    )
+                cursor.executemany(self.sql, rows)
             self.connection.commit()
         except BaseException:
             self.connection.rollback()

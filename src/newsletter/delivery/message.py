@@ -110,10 +110,16 @@ def bounce_address(token: str, settings: Settings) -> str:
 
 def sender_domain(settings: Settings) -> str:
     """The From address's domain (in ASCII), where bounces and Message-IDs belong."""
-    address = parseaddr(_one_line(settings.from_address))[1]
+    return _domain_of(settings.from_address)
+
+
+@lru_cache(maxsize=16)
+def _domain_of(from_address: str) -> str:
+    """`sender_domain`'s work, done once per address rather than once per variant."""
+    address = parseaddr(_one_line(from_address))[1]
     local, at, domain = address.rpartition("@")
     if not (local and at and domain):
-        raise UserError(f"setting 'from_address' must hold an email address, not {settings.from_address!r}")
+        raise UserError(f"setting 'from_address' must hold an email address, not {from_address!r}")
     return _ascii_domain(domain)
 
 
@@ -252,7 +258,8 @@ class _Template:
 
     def body(self, text: str) -> None:
         """Quoted-printable, CRLF, with every link marker on lines of its own between soft breaks."""
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         for number, piece in enumerate(_MARKERS.split(text)):
             if number % 2:
                 if self.parts[-1] and not self.parts[-1].endswith(b"\r\n"):
@@ -260,9 +267,21 @@ class _Template:
                 self.slot(_LINK_SLOTS[piece])
                 self.add(b"=\r\n")
             elif piece:
-                # The stand-in "x" keeps the last line to 75 characters, leaving room for a soft break.
-                encoded = binascii.b2a_qp(piece.encode("utf-8") + b"x", istext=True)[:-1]
-                self.add(encoded.replace(b"\n", b"\r\n"))
+                *lines, last = piece.split("\n")
+                self.add(b"".join([_qp_line(line) for line in lines]))
+                if last:
+                    # The stand-in "x" keeps the last line to 75 characters, leaving room for a soft break.
+                    encoded = binascii.b2a_qp(last.encode("utf-8") + b"x", istext=True)[:-1]
+                    self.add(encoded.replace(b"\n", b"\r\n"))
+
+
+@lru_cache(maxsize=8192)
+def _qp_line(line: str) -> bytes:
+    """One line (without its line break) as quoted-printable, ending in CRLF.
+
+    Quoted-printable works line by line, so a body is encoded a line at a time and each line kept:
+    an issue's variants share most of their lines, and encoding is most of building a variant."""
+    return binascii.b2a_qp(line.encode("utf-8") + b"\n", istext=True).replace(b"\n", b"\r\n")
 
 
 def _qp_link(url: str) -> bytes:

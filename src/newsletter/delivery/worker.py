@@ -1,14 +1,20 @@
 """The worker: start campaigns whose time has come, lease due ledger rows, send, record.
 
 One loop per process. Messages go out on `concurrency` threads, each with its
-own SMTP connection, fed from one queue. The loop records replies as they come
-in, in one short transaction per handful: as soon as `concurrency` replies wait
-or the oldest has waited `RECORD_SECONDS`. So a crash loses nothing and
-repeats at most what was in flight plus fewer than `concurrency` replies not yet
-recorded, while the ledger's write cost is shared by several messages. Before
+own SMTP connection, fed from one queue. The loop takes replies as they come
+in and hands them, a handful at a time (as soon as `concurrency` replies wait
+or the oldest has waited `RECORD_SECONDS`), to a writer thread that records
+them in one short transaction, together with any other handfuls that waited
+meanwhile. So the loop goes on building and handing out messages while a
+transaction waits for SQLite's lock or PostgreSQL's round trips, and a batch's
+last messages are still on their connections when the next batch is leased:
+the connections never wait for the ledger. A crash loses nothing and repeats
+at most what was in flight plus the replies not yet written (a few handfuls at
+most), while the ledger's write cost is shared by several messages. Before
 each message the loop checks (at most every half second) whether its campaign
 was paused or cancelled, and gives back what it has not sent. A stop request
-(SIGTERM) finishes the messages in flight and exits cleanly.
+(SIGTERM) finishes the messages in flight, writes every reply, and exits
+cleanly.
 
 When the relay itself cannot be reached (refused, TLS, 421, a connection lost
 before the transaction began: `Reply.relay`), the loop stops handing out
@@ -52,6 +58,7 @@ from newsletter.vocabulary import Vocabulary
 log = logging.getLogger(__name__)
 
 STATUS_CHECK_SECONDS = 0.5
+LOOK_SECONDS = 1.0  # while sending: how often due campaigns, and finished ones, are looked for
 OUTAGE_PAUSE_SECONDS = 1.0  # the first wait for a relay that cannot be reached; it doubles each time
 OUTAGE_PAUSE_CAP = 60.0  # ... up to this: a relay that is back is found within a minute
 ONCE_WAIT_SECONDS = 600.0  # with `once`: the most it waits in all, for the relay or others' leases
@@ -210,6 +217,85 @@ class _Replies:
             self.record(waiting)
 
 
+@dataclass(frozen=True)
+class _Results:
+    """A handful of replies, sorted for the ledger: accepted, the others, and the relay's own trouble."""
+
+    sent: list[tuple[ledger.Claimed, Reply]]
+    others: list[tuple[ledger.Claimed, Reply | None]]
+    unreached: list[tuple[ledger.Claimed, Reply]]
+
+
+class _Writer:
+    """The ledger writes for replies, on a thread of their own.
+
+    A transaction waits: for SQLite's lock while another worker writes, for PostgreSQL's round trips.
+    Made by the loop itself, that wait left the connections with nothing to send. Here the loop goes
+    on building and handing out messages meanwhile, and whatever piled up in the meantime is written
+    in one transaction. What the writes raise is raised again in the loop (at its next handful, or
+    when it waits for the writes: before it looks whether a campaign is finished, and at the end).
+    """
+
+    def __init__(self, write: Callable[[list[_Results]], None], on_close: Callable[[], None]) -> None:
+        self.write = write
+        self.on_close = on_close
+        self.jobs: queue.SimpleQueue[_Results | None] = queue.SimpleQueue()
+        self.pending = 0
+        self.done = threading.Condition()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, results: _Results) -> None:
+        self._raise()
+        with self.done:
+            self.pending += 1
+        self.jobs.put(results)
+
+    def wait(self) -> None:
+        """Return once everything handed over is written."""
+        with self.done:
+            while self.pending:
+                self.done.wait()
+        self._raise()
+
+    def close(self, raise_error: bool = True) -> None:
+        """Write what is left and stop the thread (its error raised unless the loop is raising its own)."""
+        self.jobs.put(None)
+        self.thread.join()
+        if raise_error:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _run(self) -> None:
+        closing = False
+        try:
+            while not closing:
+                batches: list[_Results] = []
+                job = self.jobs.get()
+                while job is not None:
+                    batches.append(job)
+                    try:
+                        job = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                closing = job is None
+                if batches and self.error is None:
+                    try:
+                        self.write(batches)
+                    except BaseException as error:  # raised again in the loop; these rows stay leased
+                        self.error = error
+                with self.done:
+                    self.pending -= len(batches)
+                    self.done.notify_all()
+        finally:
+            self.on_close()
+
+
 class Worker:
     """Delivers due campaigns from the ledger until stopped, or until nothing is due (`once`)."""
 
@@ -246,7 +332,10 @@ class Worker:
         self.messages: dict[int, _CampaignMessages] = {}
         self.status_seen: dict[int, tuple[float, CampaignStatus]] = {}
         self.stats = WorkerStats()
-        self.sent_recorder: ledger.SentRecorder | None = None
+        self.sent_recorder: ledger.SentRecorder | None = None  # the writer thread's
+        self.writer: _Writer  # made by `run`, for as long as it runs
+        self.renew_at = 0.0  # when the rows in hand are next leased again
+        self.campaigns_seen: set[int] = set()  # sent for since finished campaigns were last looked for
         self.outage_pause_seconds = outage_pause_seconds
         self.once_wait_seconds = once_wait_seconds
         self.notice = notice or log.warning  # what it says while waiting: the CLI prints it
@@ -267,13 +356,32 @@ class Worker:
         scheduler = CampaignScheduler(self.settings.database_url, self._start_scheduled)
         scheduler.start()
         senders = _Senders(self.outbound, self.concurrency)
+        self.writer = _Writer(self._write, self._close_recorder)
+        replies = _Replies(self._record_many)
+        settled = False  # the loop ended without an error: the writer's own error is raised too
+        claimed: list[ledger.Claimed] = []
+        looked_at = 0.0  # when due campaigns and finished ones were last looked for while sending
         try:
             while not stop.is_set():
                 scheduler.poke()
-                self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+                # While sending, the campaigns are looked at once a second, not once a batch: each look is
+                # a query or two (a round trip each on PostgreSQL) and the scheduler starts them on time.
+                looking = not claimed or time.monotonic() - looked_at >= LOOK_SECONDS
+                if looking:
+                    self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+                    if claimed:
+                        self._finish_campaigns(self.campaigns_seen)
+                        self.campaigns_seen = set()
+                    looked_at = time.monotonic()
                 with self.store.session() as session:
                     claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
+                self.renew_at = time.monotonic() + self.lease_seconds / 3
                 if not claimed:
+                    self._settle(senders, replies)
+                    if self.outage is not None:  # the last messages met a relay that cannot be reached
+                        if not self._wait_for_relay(stop, once):
+                            break
+                        continue
                     self._finish_campaigns()
                     if once:
                         if self._wait_for_leases(stop):
@@ -281,19 +389,21 @@ class Worker:
                         break
                     stop.wait(self.poll_seconds)
                     continue
-                self._deliver(claimed, senders, stop)
-                self._finish_campaigns({c.campaign_id for c in claimed})
+                self._deliver(claimed, senders, replies, stop)
+                self.campaigns_seen.update(c.campaign_id for c in claimed)
                 if progress:
                     progress(self.stats)
-                if self.outage is not None and not self._wait_for_relay(stop, once):
-                    break
+                if self.outage is not None:
+                    self._settle(senders, replies)
+                    if not self._wait_for_relay(stop, once):
+                        break
+            self._settle(senders, replies)  # stopping: what is on a connection finishes and is recorded
+            settled = True
         finally:
             senders.close()
             scheduler.shutdown()
             self.outbound.close()
-            if self.sent_recorder is not None:
-                self.sent_recorder.close()
-                self.sent_recorder = None
+            self.writer.close(raise_error=settled)
             self.stats.variants_rendered = sum(messages.rendered for messages in self.messages.values())
         return self.stats
 
@@ -304,17 +414,16 @@ class Worker:
             self.stats.started_campaigns.append(campaign_id)
         return started
 
-    def _deliver(self, claimed: list[ledger.Claimed], senders: _Senders, stop: threading.Event) -> None:
-        replies = _Replies(self._record_many)
+    def _deliver(
+        self, claimed: list[ledger.Claimed], senders: _Senders, replies: _Replies, stop: threading.Event
+    ) -> None:
+        """Hand the batch's rows to the senders, taking replies as they come; what is not sent goes back.
+
+        The batch's last messages may still be on their connections when this returns: the next batch
+        follows them without a pause, and `_settle` waits for them when there is no next batch."""
         unsent: list[ledger.Claimed] = []  # paused, cancelled, stopping or no relay: given back to the ledger
-        renew_at = time.monotonic() + self.lease_seconds / 3
         for index, row in enumerate(claimed):
-            if time.monotonic() >= renew_at:  # a slow batch (rates, a slow relay) keeps its rows
-                with self.store.session() as session:
-                    ledger.renew(
-                        session, claimed[index:] + list(senders.in_flight.values()), self.lease_seconds
-                    )
-                renew_at = time.monotonic() + self.lease_seconds / 3
+            self._renew_if_due(claimed[index:], senders)
             if (
                 stop.is_set()
                 or self.outage is not None
@@ -336,20 +445,34 @@ class Worker:
                 replies.add(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
                 continue
             senders.submit(row, sender, wire)
+        self._release(unsent, self.outage)
+
+    def _settle(self, senders: _Senders, replies: _Replies) -> None:
+        """Wait for the messages on their way and record every reply (when the relay is out, what still
+        waits for a connection goes back instead): the ledger is then up to date with this worker."""
+        unsent: list[ledger.Claimed] = []
         while senders.in_flight:
             if self.outage is not None:  # what waits for a connection would meet the same relay
                 unsent += senders.take_back()
                 if not senders.in_flight:
                     break
-            if time.monotonic() >= renew_at:  # the last messages on a slow relay keep their rows too
-                with self.store.session() as session:
-                    ledger.renew(session, list(senders.in_flight.values()), self.lease_seconds)
-                renew_at = time.monotonic() + self.lease_seconds / 3
+            self._renew_if_due([], senders)  # the last messages on a slow relay keep their rows too
             replies.wait_for(senders)
         replies.flush()
         self._release(unsent, self.outage)
+        self.writer.wait()
+
+    def _renew_if_due(self, waiting: list[ledger.Claimed], senders: _Senders) -> None:
+        """A slow batch (rates, a slow relay) keeps its rows: every third of a lease, the rows still
+        to send and those in flight are leased again."""
+        if time.monotonic() >= self.renew_at:
+            with self.store.session() as session:
+                ledger.renew(session, waiting + list(senders.in_flight.values()), self.lease_seconds)
+            self.renew_at = time.monotonic() + self.lease_seconds / 3
 
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
+        """Count the replies and note a relay that cannot be reached, here and now; the ledger writes
+        go to the writer thread."""
         sent: list[tuple[ledger.Claimed, Reply]] = []
         others: list[tuple[ledger.Claimed, Reply | None]] = []
         unreached: list[tuple[ledger.Claimed, Reply]] = []  # the relay's trouble: given back, not counted
@@ -362,10 +485,23 @@ class Worker:
                 unreached.append((row, reply))
             else:
                 others.append((row, reply))
-        self._recorder()(sent)
         self.stats.sent += len(sent)
         if sent or any(reply is not None for _, reply in others):  # the relay answered about a recipient
             self.pause, self.outage_began = 0.0, None
+        self.writer.put(_Results(sent, others, unreached))
+        if unreached:
+            self.stats.relay_unavailable += len(unreached)
+            self.outage = unreached[-1][1]
+
+    def _write(self, batches: list[_Results]) -> None:
+        """On the writer thread: the replies of one or more handfuls, written to the ledger."""
+        sent = [pair for batch in batches for pair in batch.sent]
+        others = [pair for batch in batches for pair in batch.others]
+        unreached = [pair for batch in batches for pair in batch.unreached]
+        if sent:
+            if self.sent_recorder is None:  # made on this thread, which alone uses its connection
+                self.sent_recorder = ledger.SentRecorder(self.store.database.engine)
+            self.sent_recorder(sent)
         if others or unreached:
             with self.store.session() as session:
                 for row, reply in others:
@@ -374,14 +510,11 @@ class Worker:
                     )
                 for row, reply in unreached:
                     ledger.release(session, [row], reply)
-        if unreached:
-            self.stats.relay_unavailable += len(unreached)
-            self.outage = unreached[-1][1]
 
-    def _recorder(self) -> ledger.SentRecorder:
-        if self.sent_recorder is None:
-            self.sent_recorder = ledger.SentRecorder(self.store.database.engine)
-        return self.sent_recorder
+    def _close_recorder(self) -> None:
+        if self.sent_recorder is not None:
+            self.sent_recorder.close()
+            self.sent_recorder = None
 
     def _release(self, rows: list[ledger.Claimed], relay_reply: Reply | None = None) -> None:
         if rows:

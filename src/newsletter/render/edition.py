@@ -183,6 +183,7 @@ class Renderer:
         return f"{self.settings.base_url.rstrip('/')}/archive/{issue.slug}/{source}"
 
 
+_BLANK_LINES = re.compile(r"\n{3,}")
 _TEXT_OPEN, _TEXT_CLOSE, _HELD = "<mj-text", "</mj-text>", "nl-held-text-"
 
 
@@ -261,5 +262,6 @@ def underline(text: str, char: str = "=") -> str:
 
 def _tidy_text(text: str) -> str:
     """Trim trailing spaces and collapse runs of blank lines the templates leave behind."""
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    # Line by line: a regex for trailing spaces would stop at every space of the text.
+    text = "\n".join([line.rstrip(" \t") for line in text.split("\n")])
+    return _BLANK_LINES.sub("\n\n", text).strip() + "\n"
