@@ -64,9 +64,10 @@ OUTAGE_PAUSE_CAP = 60.0  # ... up to this: a relay that is back is found within 
 ONCE_WAIT_SECONDS = 600.0  # with `once`: the most it waits in all, for the relay or others' leases
 LEASE_POLL_SECONDS = 0.05  # with `once`: how often it looks whether others' leased rows are done
 # Messages built ahead of the senders, as a multiple of `concurrency`: the loop sometimes stops to
-# render a variant or record replies, and the connections should not go idle meanwhile. Built but
-# unsent messages are only bytes in memory: a crash sends none of them twice.
-AHEAD = 3
+# render a variant or lease the next batch (tens of milliseconds on a busy PostgreSQL), and the
+# connections should not go idle meanwhile. Built but unsent messages are only bytes in memory (a few
+# MB): a crash sends none of them twice, and a pause or stop gives them back unsent.
+AHEAD = 16
 RECORD_SECONDS = 0.05  # the longest a reply waits to be recorded
 MAX_PREPARED = 1024
 

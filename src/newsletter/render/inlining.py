@@ -78,12 +78,17 @@ def split_at_markers(document: str, marker: str, count: int) -> list[str] | None
 
 
 def _between(document: str, marks: list[str]) -> list[str] | None:
-    """`document` cut at each of `marks`, found once each and in this order (the marks left out)."""
+    """`document` cut at each of `marks` (each holding SENTINEL), found once each and in this order (the
+    marks left out)."""
+    # Each mark holds SENTINEL: as many SENTINELs as marks, each mark found after the one before, means
+    # each is there once. One count for them all (counting each mark scanned the document once a mark).
+    if document.count(SENTINEL) != len(marks):
+        return None
     pieces: list[str] = []
     position = 0
     for mark in marks:
         found = document.find(mark, position)
-        if found < 0 or document.count(mark) != 1:
+        if found < 0:
             return None
         pieces.append(document[position:found])
         position = found + len(mark)
