@@ -166,33 +166,26 @@ def child_prepare(options: dict[str, Any]) -> dict[str, Any]:
 def child_send(options: dict[str, Any]) -> dict[str, Any]:
     """Run one worker until nothing is due; the rate, CPU and memory of that alone."""
     started = time.perf_counter()
+    from newsletter.delivery.connections import Connections
     from newsletter.delivery.service import Sending
-    from newsletter.delivery.transport import Reply, SmtpTransport
     from newsletter.delivery.worker import WorkerStats
 
-    class CountingTransport(SmtpTransport):
-        """The real transport, adding up the bytes it hands to SMTP (for the reference's message size) and
+    counted = {"bytes": 0, "messages": 0, "signed": 0}
+    submit = Connections.submit
+
+    def counting_submit(self: Any, key: int, row: Any, sender: str, recipient: str, wire: bytes) -> None:
+        """The real hand-over, adding up the bytes given to SMTP (for the reference's message size) and
         the messages that carry a DKIM signature."""
+        counted["bytes"] += len(wire) - 3  # the message, less the end-of-data line smtp-source adds itself
+        counted["messages"] += 1
+        counted["signed"] += wire.startswith(b"DKIM-Signature:")
+        submit(self, key, row, sender, recipient, wire)
 
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            self.bytes = 0
-            self.count = 0
-            self.signed = 0
-            self.count_lock = threading.Lock()
-
-        def send_wire(self, envelope_from: str, recipient: str, wire: bytes) -> Reply:
-            signed = wire.startswith(b"DKIM-Signature:")
-            with self.count_lock:
-                self.bytes += len(wire) - 3  # the message, less the end-of-data line smtp-source adds itself
-                self.count += 1
-                self.signed += signed
-            return super().send_wire(envelope_from, recipient, wire)
+    Connections.submit = counting_submit  # type: ignore[method-assign]
 
     settings = settings_for(options["url"], options["port"], options["concurrency"], options.get("dkim"))
     sending = Sending(settings)
     sending.store.ready()
-    transport = CountingTransport(settings.smtp_url, settings.max_rate, settings.domain_rate)
     setup_s = time.perf_counter() - started
     baseline_mb = current_mb()
     label, total = options["label"], options["expected"]
@@ -228,7 +221,7 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
     loop_cpu = time.thread_time()
     began_at = time.time()
     began = time.perf_counter()
-    stats = sending.work(once=True, progress=progress, transport=transport)  # type: ignore[arg-type]
+    stats = sending.work(once=True, progress=progress)
     work_s = time.perf_counter() - began
     ended_at = time.time()
     loop_cpu = time.thread_time() - loop_cpu
@@ -259,9 +252,9 @@ def child_send(options: dict[str, Any]) -> dict[str, Any]:
         "loop_cpu_s": loop_cpu,
         "baseline_mb": baseline_mb,
         "peak_mb": peak,
-        "bytes": transport.bytes,
-        "messages": transport.count,
-        "signed": transport.signed,
+        "bytes": counted["bytes"],
+        "messages": counted["messages"],
+        "signed": counted["signed"],
         "profiled_threads": len(profiles),
     }
 
@@ -467,8 +460,11 @@ def measure_variants(build: dict[str, Any], csv_path: Path) -> dict[str, Any]:
 
 
 def print_profile(path: Path, top: int = 25) -> None:
-    """The main thread's (loop: claim, variants, build, record) and the other threads' CPU, by function."""
-    for suffix, title in (("main", "worker loop (main thread)"), ("threads", "other threads (SMTP sends)")):
+    """The main thread's (loop: variants, build, SMTP) and the other threads' CPU (record, lease), by function."""
+    for suffix, title in (
+        ("main", "worker loop (main thread: building and sending)"),
+        ("threads", "other threads (the ledger writer, the batch leaser)"),
+    ):
         stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = pstats.Stats(
             f"{path}.{suffix}"
         ).stats  # type: ignore[attr-defined]

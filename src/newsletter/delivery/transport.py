@@ -135,18 +135,22 @@ class RateLimiter:
         self.paused_until = 0.0
 
     def wait(self, domain: str) -> None:
+        """Sleep until a message to `domain` may leave."""
+        delay = self.reserve(domain) - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def reserve(self, domain: str) -> float:
+        """The moment (`time.monotonic`) the next message to `domain` may leave, taken for it."""
         with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.paused_until)
+            slot = max(time.monotonic(), self.paused_until)
             if self.interval:
                 slot = max(slot, self.next_slot)
                 self.next_slot = slot + self.interval
             if self.domain_interval:
                 slot = max(slot, self.next_domain_slot[domain])
                 self.next_domain_slot[domain] = slot + self.domain_interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        return slot
 
     def slow_down(self, seconds: float = SLOW_DOWN_SECONDS) -> None:
         with self.lock:
@@ -173,10 +177,6 @@ class SmtpTransport:
     def send_wire(self, envelope_from: str, recipient: str, wire: bytes) -> Reply:
         """`send` for a message already in its DATA form (`wire_data`), as prepared messages keep theirs."""
         self.limiter.wait(recipient.rpartition("@")[2].lower())
-        try:
-            envelope_from, recipient = smtp_form(envelope_from), smtp_form(recipient)
-        except UnicodeError as error:
-            return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
         pooled = getattr(self.local, "connection", None) is not None
         try:
             return self._send_on_connection(envelope_from, recipient, wire)
@@ -201,19 +201,14 @@ class SmtpTransport:
             connection = self._connection()
         except (smtplib.SMTPException, OSError) as error:  # refused, unreachable, TLS, greeting, login
             self._drop()
-            return _unavailable(error)
+            return unavailable(error)
+        commands = envelope(envelope_from, recipient, connection.has_extn("smtputf8"))
+        if isinstance(commands, Reply):
+            return commands
+        if not commands[0].isascii():
+            connection.command_encoding = "utf-8"
         try:
-            options: list[str] = []
-            if not (recipient.isascii() and envelope_from.isascii()):
-                if not connection.has_extn("smtputf8"):
-                    return Reply(
-                        Outcome.FAILED,
-                        0,
-                        "the mailbox name is not ASCII and the relay does not offer SMTPUTF8",
-                    )
-                options.append("SMTPUTF8")
-                connection.command_encoding = "utf-8"
-            return self._transaction(connection, envelope_from, recipient, wire, options)
+            return self._transaction(connection, *commands, wire)
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPResponseException) as error:
             return self._classify(error.smtp_code, error.smtp_error, reset=True)
         except (smtplib.SMTPException, OSError) as error:  # the message was under way: the recipient's try
@@ -226,9 +221,9 @@ class SmtpTransport:
         """Open a connection as sending does (greeting, EHLO, STARTTLS, login) and close it again:
         None when the relay answers, else the reply that says why not (`relay` set)."""
         try:
-            connection = self._open()
+            connection = self.open()
         except (smtplib.SMTPException, OSError) as error:
-            return _unavailable(error)
+            return unavailable(error)
         try:
             connection.quit()
         except (smtplib.SMTPException, OSError):
@@ -236,12 +231,10 @@ class SmtpTransport:
         return None
 
     def _transaction(
-        self, connection: smtplib.SMTP, envelope_from: str, recipient: str, wire: bytes, options: list[str]
+        self, connection: smtplib.SMTP, mail_command: str, rcpt_command: str, wire: bytes
     ) -> Reply:
         """MAIL, RCPT, DATA for one message in its DATA form (dot-stuffed, ending in CRLF . CRLF)."""
         # Addresses come from the ledger, already validated: no need for smtplib's parseaddr per command.
-        extra = "".join(f" {option}" for option in options)
-        mail_command, rcpt_command = f"MAIL FROM:<{envelope_from}>{extra}", f"RCPT TO:<{recipient}>"
         if connection.has_extn("pipelining"):
             # RFC 2920: one write and one wait for the three replies instead of three round trips.
             first = _first_reply(connection, f"{mail_command}\r\n{rcpt_command}\r\nDATA\r\n")
@@ -273,30 +266,27 @@ class SmtpTransport:
         return self._classify(code, text, reset=code // 100 != 2)
 
     def _classify(self, code: int, text: bytes | str, reset: bool = False) -> Reply:
-        message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-        if code == 421:  # the relay closes the session: its trouble, not the recipient's
+        reply = classify(code, text)
+        if code == 421:  # the relay closes the session
             self.limiter.slow_down()
             self._drop()
-            return Reply(Outcome.DEFERRED, code, message, relay=True)
-        if reset:
+        elif reset:
             self._reset()
-        if 200 <= code < 300:
-            return Reply(Outcome.SENT, code, message)
-        if 500 <= code < 600:
-            return Reply(Outcome.REFUSED, code, message)
-        return Reply(Outcome.DEFERRED, code, message)
+        return reply
 
     def _connection(self) -> smtplib.SMTP:
         connection = getattr(self.local, "connection", None)
         if connection is not None:
             return connection
-        connection = self._open()
+        connection = self.open()
         self.local.connection = connection
         with self.lock:
             self.connections.append(connection)
         return connection
 
-    def _open(self) -> smtplib.SMTP:
+    def open(self) -> smtplib.SMTP:
+        """A new session with the relay: greeting, EHLO, STARTTLS when offered, login when configured
+        (raises what smtplib raises); `send_wire` pools them, the worker's `Connections` drives them."""
         address = self.address
         if address.implicit_tls:
             connection = smtplib.SMTP_SSL(
@@ -309,11 +299,10 @@ class SmtpTransport:
         else:
             connection = smtplib.SMTP(address.host, address.port, local_hostname=self.helo, timeout=TIMEOUT)
         try:
-            if not address.implicit_tls:
+            connection.ehlo()  # over TLS from the first byte too: without it the relay refuses MAIL
+            if not address.implicit_tls and connection.has_extn("starttls"):
+                connection.starttls(context=ssl.create_default_context())
                 connection.ehlo()
-                if connection.has_extn("starttls"):
-                    connection.starttls(context=ssl.create_default_context())
-                    connection.ehlo()
             if address.username:
                 connection.login(address.username, address.password or "")
         except BaseException:
@@ -348,6 +337,36 @@ class SmtpTransport:
                 connection.close()
 
 
+def classify(code: int, text: bytes | str) -> Reply:
+    """What a relay's reply means for the recipient: sent, deferred or refused; a 421 (the relay closes
+    the session) is the relay's trouble, not the recipient's."""
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    if code == 421:
+        return Reply(Outcome.DEFERRED, code, message, relay=True)
+    if 200 <= code < 300:
+        return Reply(Outcome.SENT, code, message)
+    if 500 <= code < 600:
+        return Reply(Outcome.REFUSED, code, message)
+    return Reply(Outcome.DEFERRED, code, message)
+
+
+def envelope(envelope_from: str, recipient: str, has_smtputf8: bool) -> tuple[str, str] | Reply:
+    """MAIL FROM and RCPT TO for one message, or the reply that says why it cannot be sent: an address
+    that cannot be written, or a non-ASCII mailbox name for a relay without SMTPUTF8."""
+    try:
+        envelope_from, recipient = smtp_form(envelope_from), smtp_form(recipient)
+    except UnicodeError as error:
+        return Reply(Outcome.FAILED, 0, f"the address cannot be sent: {error}")
+    extra = ""
+    if not (recipient.isascii() and envelope_from.isascii()):
+        if not has_smtputf8:
+            return Reply(
+                Outcome.FAILED, 0, "the mailbox name is not ASCII and the relay does not offer SMTPUTF8"
+            )
+        extra = " SMTPUTF8"
+    return f"MAIL FROM:<{envelope_from}>{extra}", f"RCPT TO:<{recipient}>"
+
+
 def _first_reply(connection: smtplib.SMTP, commands: str) -> tuple[int, bytes]:
     """Send a transaction's first command(s) and read the first reply. A connection that fails before
     that reply, or a 421 (a relay closing an idle connection says so), is `_NotStarted`: nothing of this
@@ -356,13 +375,13 @@ def _first_reply(connection: smtplib.SMTP, commands: str) -> tuple[int, bytes]:
         connection.send(commands)
         code, text = connection.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as error:
-        raise _NotStarted(_unavailable(error)) from error
+        raise _NotStarted(unavailable(error)) from error
     if code == 421:
         raise _NotStarted(Reply(Outcome.DEFERRED, code, text.decode("utf-8", "replace"), relay=True))
     return code, text
 
 
-def _unavailable(error: BaseException) -> Reply:
+def unavailable(error: BaseException) -> Reply:
     """The relay could not be reached or would not talk: its trouble, not the recipient's."""
     code = getattr(error, "smtp_code", 0)
     return Reply(

@@ -1,8 +1,9 @@
 """The worker: start campaigns whose time has come, lease due ledger rows, send, record.
 
-One loop per process. Messages go out on `concurrency` threads, each with its
-own SMTP connection, fed from one queue. The loop takes replies as they come
-in and hands them, a handful at a time (as soon as `concurrency` replies wait
+One loop per process. Messages go out on `concurrency` SMTP connections that
+the loop drives itself, without sending threads (`delivery/connections.py`):
+after handing each message over it moves every connection on as far as it can
+without waiting. The loop takes replies as they come in and hands them, a handful at a time (as soon as `concurrency` replies wait
 or the oldest has waited `RECORD_SECONDS`), to a writer thread that records
 them in one short transaction, together with any other handfuls that waited
 meanwhile. So the loop goes on building and handing out messages while a
@@ -37,6 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -46,6 +48,7 @@ from newsletter.audience.store import Store
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus, utcnow
 from newsletter.delivery import campaigns, ledger
+from newsletter.delivery.connections import Connections
 from newsletter.delivery.message import PreparedMessage, Recipient
 from newsletter.delivery.outbound import Outbound
 from newsletter.delivery.transport import Outcome, Reply, SmtpTransport
@@ -123,67 +126,6 @@ class _CampaignMessages:
         return prepared
 
 
-class _Senders:
-    """`count` threads sending what the loop hands them, each on its own pooled connection.
-
-    Plain queues rather than an executor: a message costs one put and one get, no future.
-    """
-
-    def __init__(self, outbound: Outbound, count: int) -> None:
-        self.outbound = outbound
-        self.jobs: queue.SimpleQueue[tuple[ledger.Claimed, str, bytes] | None] = queue.SimpleQueue()
-        self.replies: queue.SimpleQueue[tuple[ledger.Claimed, Reply | BaseException]] = queue.SimpleQueue()
-        self.in_flight: dict[int, ledger.Claimed] = {}
-        self.threads = [
-            threading.Thread(target=self._run, name=f"smtp-{number}", daemon=True) for number in range(count)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def submit(self, row: ledger.Claimed, sender: str, wire: bytes) -> None:
-        self.in_flight[row.delivery_id] = row
-        self.jobs.put((row, sender, wire))
-
-    def reply(self, timeout: float | None) -> tuple[ledger.Claimed, Reply] | None:
-        """The next reply (waiting at most `timeout` seconds; None waits as long as it takes)."""
-        try:
-            row, reply = self.replies.get(block=timeout != 0, timeout=timeout or None)
-        except queue.Empty:
-            return None
-        del self.in_flight[row.delivery_id]
-        if isinstance(reply, BaseException):  # a bug, not the relay: the transport never raises for those
-            raise reply
-        return row, reply
-
-    def take_back(self) -> list[ledger.Claimed]:
-        """The messages still waiting for a free connection, withdrawn (a stop or a pause)."""
-        taken = []
-        while True:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                return taken
-            if job is None:  # closing: leave the sign for the threads
-                self.jobs.put(None)
-                return taken
-            taken.append(self.in_flight.pop(job[0].delivery_id))
-
-    def close(self) -> None:
-        for _ in self.threads:
-            self.jobs.put(None)
-        for thread in self.threads:
-            thread.join()
-
-    def _run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            row, sender, wire = job
-            try:
-                reply: Reply | BaseException = self.outbound.send(sender, row.email, wire)
-            except BaseException as error:  # handed to the loop, which stops with it
-                reply = error
-            self.replies.put((row, reply))
-
-
 class _Replies:
     """Replies waiting to be recorded: written together once there are as many as connections, or the
     oldest is `RECORD_SECONDS` old, so one transaction carries several messages without holding any long."""
@@ -198,7 +140,7 @@ class _Replies:
             self.oldest = time.monotonic()
         self.waiting.append((row, reply))
 
-    def wait_for(self, senders: _Senders) -> None:
+    def wait_for(self, senders: Connections[ledger.Claimed]) -> None:
         """Take at least one reply from the senders (recording on time meanwhile), then all that came."""
         while True:
             timeout = None if not self.waiting else max(0.0, self.oldest + RECORD_SECONDS - time.monotonic())
@@ -207,9 +149,16 @@ class _Replies:
                 break
             self.flush()
         self.add(*got)
+        self.take_ready(senders)
+
+    def take_ready(self, senders: Connections[ledger.Claimed]) -> None:
+        """The replies that came meanwhile, without waiting (the connections move on meanwhile), then
+        recorded if it is time."""
         while (got := senders.reply(0)) is not None:
             self.add(*got)
-        if len(self.waiting) >= len(senders.threads) or time.monotonic() - self.oldest >= RECORD_SECONDS:
+        if self.waiting and (
+            len(self.waiting) >= senders.count or time.monotonic() - self.oldest >= RECORD_SECONDS
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -297,6 +246,48 @@ class _Writer:
             self.on_close()
 
 
+class _Claimer:
+    """The next batch leased on a thread of its own while the loop sends this one.
+
+    Leasing a batch is a few statements; on a busy PostgreSQL they took tens of milliseconds, during
+    which the loop, and so the connections, stood still. Rows leased ahead are renewed with the rest
+    (`Worker._renew_if_due`), and given back unsent when the loop stops or waits for the relay.
+    """
+
+    def __init__(self, claim: Callable[[], list[ledger.Claimed]]) -> None:
+        self.claim = claim
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-claim")
+        self.ahead: Future[list[ledger.Claimed]] | None = None
+
+    def request(self) -> None:
+        """Start leasing the next batch, unless that is under way."""
+        if self.ahead is None:
+            self.ahead = self.executor.submit(self.claim)
+
+    def take(self) -> list[ledger.Claimed]:
+        """The batch leased ahead (raising what leasing raised), or one leased now if none was asked for."""
+        if self.ahead is None:
+            return self.claim()
+        ahead, self.ahead = self.ahead, None
+        return ahead.result()
+
+    def held(self) -> list[ledger.Claimed]:
+        """The rows leased ahead so far, not yet taken."""
+        ahead = self.ahead
+        if ahead is None or not ahead.done() or ahead.exception() is not None:
+            return []
+        return ahead.result()
+
+    def give_back(self) -> list[ledger.Claimed]:
+        """The rows leased ahead, never to be taken: for the caller to give back to the ledger."""
+        return self.take() if self.ahead is not None else []
+
+    def close(self) -> None:
+        if self.ahead is not None:  # stopping on an error: its rows wait for their lease to run out
+            self.ahead.cancel()
+        self.executor.shutdown(wait=True)
+
+
 class Worker:
     """Delivers due campaigns from the ledger until stopped, or until nothing is due (`once`)."""
 
@@ -335,6 +326,7 @@ class Worker:
         self.stats = WorkerStats()
         self.sent_recorder: ledger.SentRecorder | None = None  # the writer thread's
         self.writer: _Writer  # made by `run`, for as long as it runs
+        self.claimer: _Claimer  # likewise
         self.renew_at = 0.0  # when the rows in hand are next leased again
         self.campaigns_seen: set[int] = set()  # sent for since finished campaigns were last looked for
         self.outage_pause_seconds = outage_pause_seconds
@@ -356,8 +348,9 @@ class Worker:
         stop = stop or threading.Event()
         scheduler = CampaignScheduler(self.settings.database_url, self._start_scheduled)
         scheduler.start()
-        senders = _Senders(self.outbound, self.concurrency)
+        senders: Connections[ledger.Claimed] = Connections(self.outbound.transport, self.concurrency)
         self.writer = _Writer(self._write, self._close_recorder)
+        self.claimer = _Claimer(self._claim)
         replies = _Replies(self._record_many)
         settled = False  # the loop ended without an error: the writer's own error is raised too
         claimed: list[ledger.Claimed] = []
@@ -374,8 +367,7 @@ class Worker:
                         self._finish_campaigns(self.campaigns_seen)
                         self.campaigns_seen = set()
                     looked_at = time.monotonic()
-                with self.store.session() as session:
-                    claimed = ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
+                claimed = self.claimer.take()
                 self.renew_at = time.monotonic() + self.lease_seconds / 3
                 if not claimed:
                     self._settle(senders, replies)
@@ -390,17 +382,22 @@ class Worker:
                         break
                     stop.wait(self.poll_seconds)
                     continue
+                if self.outage is None:
+                    self.claimer.request()  # the next batch is leased while this one goes out
                 self._deliver(claimed, senders, replies, stop)
                 self.campaigns_seen.update(c.campaign_id for c in claimed)
                 if progress:
                     progress(self.stats)
                 if self.outage is not None:
                     self._settle(senders, replies)
+                    self._release(self.claimer.give_back())  # no renewals while it waits for the relay
                     if not self._wait_for_relay(stop, once):
                         break
             self._settle(senders, replies)  # stopping: what is on a connection finishes and is recorded
+            self._release(self.claimer.give_back())
             settled = True
         finally:
+            self.claimer.close()
             senders.close()
             scheduler.shutdown()
             self.outbound.close()
@@ -416,7 +413,11 @@ class Worker:
         return started
 
     def _deliver(
-        self, claimed: list[ledger.Claimed], senders: _Senders, replies: _Replies, stop: threading.Event
+        self,
+        claimed: list[ledger.Claimed],
+        senders: Connections[ledger.Claimed],
+        replies: _Replies,
+        stop: threading.Event,
     ) -> None:
         """Hand the batch's rows to the senders, taking replies as they come; what is not sent goes back.
 
@@ -445,10 +446,11 @@ class Worker:
             except ValueError as error:  # an address no header can carry: this member fails, not the run
                 replies.add(row, Reply(Outcome.FAILED, 0, f"message not built: {error}"))
                 continue
-            senders.submit(row, sender, wire)
+            senders.submit(row.delivery_id, row, sender, row.email, wire)
+            replies.take_ready(senders)
         self._release(unsent, self.outage)
 
-    def _settle(self, senders: _Senders, replies: _Replies) -> None:
+    def _settle(self, senders: Connections[ledger.Claimed], replies: _Replies) -> None:
         """Wait for the messages on their way and record every reply (when the relay is out, what still
         waits for a connection goes back instead): the ledger is then up to date with this worker."""
         unsent: list[ledger.Claimed] = []
@@ -463,13 +465,18 @@ class Worker:
         self._release(unsent, self.outage)
         self.writer.wait()
 
-    def _renew_if_due(self, waiting: list[ledger.Claimed], senders: _Senders) -> None:
+    def _renew_if_due(self, waiting: list[ledger.Claimed], senders: Connections[ledger.Claimed]) -> None:
         """A slow batch (rates, a slow relay) keeps its rows: every third of a lease, the rows still
-        to send and those in flight are leased again."""
+        to send, those in flight and the next batch leased ahead are leased again."""
         if time.monotonic() >= self.renew_at:
+            rows = waiting + list(senders.in_flight.values()) + self.claimer.held()
             with self.store.session() as session:
-                ledger.renew(session, waiting + list(senders.in_flight.values()), self.lease_seconds)
+                ledger.renew(session, rows, self.lease_seconds)
             self.renew_at = time.monotonic() + self.lease_seconds / 3
+
+    def _claim(self) -> list[ledger.Claimed]:
+        with self.store.session() as session:
+            return ledger.claim(session, self.worker_id, self.batch_size, self.lease_seconds)
 
     def _record_many(self, results: list[tuple[ledger.Claimed, Reply | None]]) -> None:
         """Count the replies and note a relay that cannot be reached, here and now; the ledger writes

@@ -39,6 +39,7 @@ import pwd
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -230,7 +231,18 @@ class RecordingSMTPServer(Running):
     ``attempts(address)`` counts RCPT TO commands for an address, accepted or not.
     """
 
-    def __init__(self, *, delay: float = 0.0, data_size_limit: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        data_size_limit: int = 32 * 1024 * 1024,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+    ) -> None:
+        """`tls` (a server context holding a certificate) makes the server require STARTTLS, or speak
+        TLS from the first byte with `implicit_tls` (an `smtps://` relay)."""
+        self.tls = tls
+        self.implicit_tls = implicit_tls
         self.host = LOOPBACK
         self.port = 0
         self.delay = delay
@@ -257,6 +269,7 @@ class RecordingSMTPServer(Running):
                 port=port,
                 server_hostname=_GREETING_NAME,
                 data_size_limit=self.data_size_limit,
+                **self._tls_options(),
             )
             try:
                 controller.start()
@@ -269,6 +282,13 @@ class RecordingSMTPServer(Running):
             self._controller = controller
             self.port = port
             return
+
+    def _tls_options(self) -> dict[str, object]:
+        if self.tls is None:
+            return {}
+        if self.implicit_tls:
+            return {"ssl_context": self.tls}
+        return {"tls_context": self.tls, "require_starttls": True}
 
     def stop(self) -> None:
         """Stop listening; recorded messages stay readable. Safe to call twice."""
