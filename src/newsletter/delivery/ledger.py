@@ -369,6 +369,8 @@ class SentRecorder:
         # sqlite3 takes a tuple in the statement's order; psycopg a mapping by name.
         self.order = tuple(compiled.positiontup or ()) if dialect.positional else None
         self.connection = engine.raw_connection()
+        if self.arrays:  # one statement is its own transaction: no COMMIT round trip after it
+            self.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
 
     def __call__(self, results: list[tuple[Claimed, Reply]]) -> None:
         if not results:
@@ -402,7 +404,8 @@ class SentRecorder:
                         tuple(values[name] for name in self.order) if self.order is not None else values
                     )
                 cursor.executemany(self.sql, rows)
-            self.connection.commit()
+            if not self.arrays:
+                self.connection.commit()
         except BaseException:
             self.connection.rollback()
             raise
@@ -410,6 +413,8 @@ class SentRecorder:
             cursor.close()
 
     def close(self) -> None:
+        if self.arrays:  # as the pool lent it
+            self.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
         self.connection.close()  # back to the engine's pool
 
 
