@@ -3,19 +3,19 @@
 One loop per process. Messages go out on `concurrency` SMTP connections that
 the loop drives itself, without sending threads (`delivery/connections.py`):
 after handing each message over it moves every connection on as far as it can
-without waiting. The loop takes replies as they come in and hands them, a handful at a time (as soon as `concurrency` replies wait
-or the oldest has waited `RECORD_SECONDS`), to a writer thread that records
-them in one short transaction, together with any other handfuls that waited
-meanwhile. So the loop goes on building and handing out messages while a
-transaction waits for SQLite's lock or PostgreSQL's round trips, and a batch's
-last messages are still on their connections when the next batch is leased:
-the connections never wait for the ledger. A crash loses nothing and repeats
-at most what was in flight plus the replies not yet written (a few handfuls at
-most), while the ledger's write cost is shared by several messages. Before
-each message the loop checks (at most every half second) whether its campaign
-was paused or cancelled, and gives back what it has not sent. A stop request
-(SIGTERM) finishes the messages in flight, writes every reply, and exits
-cleanly.
+without waiting. Replies go, a handful at a time (as soon as `concurrency`
+wait or the oldest has waited `RECORD_SECONDS`), to a writer thread that
+records them in one short transaction, with any other handfuls that piled up
+meanwhile; the next batch is leased on a thread of its own while this one goes
+out. So the loop goes on building and sending while a transaction waits for
+SQLite's lock or PostgreSQL's round trips: the connections never wait for the
+ledger. A crash loses nothing and repeats at most the messages on a connection
+and those whose replies were not yet written (a few handfuls), while the
+ledger's write cost is shared by several messages. Before each message the
+loop checks (at most every half second) whether its campaign was paused or
+cancelled, and gives back what it has not sent. A stop request (SIGTERM)
+finishes the messages in flight, writes every reply, gives back the batch
+leased ahead, and exits cleanly.
 
 When the relay itself cannot be reached (refused, TLS, 421, a connection lost
 before the transaction began: `Reply.relay`), the loop stops handing out
