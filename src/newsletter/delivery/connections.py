@@ -77,6 +77,7 @@ class _Connection(Generic[Row]):
     inbox: bytearray = field(default_factory=bytearray)
     lines: list[bytes] = field(default_factory=list)  # the reply being read, line by line
     deadline: float = 0.0
+    events: int = selectors.EVENT_READ  # what the selector watches the socket for
 
     @property
     def socket(self) -> socket.socket:
@@ -242,7 +243,9 @@ class Connections(Generic[Row]):
             self._broken(connection, error)
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.out else 0)
-        self.selector.modify(connection.socket, events, connection)
+        if events != connection.events:  # a system call each time: only when it changes
+            connection.events = events
+            self.selector.modify(connection.socket, events, connection)
 
     def _read(self, connection: _Connection[Row]) -> None:
         try:
