@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
+from cert_support import self_signed
 from newsletter.bounces.findings import Finding, Kind
 from newsletter.bounces.history import Bounces, Event
 from newsletter.bounces.webhooks import (
@@ -65,18 +64,7 @@ class SnsSigner:
     @classmethod
     def make(cls, folder: Path) -> SnsSigner:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed(key, "sns.amazonaws.com", days=30)
         cert_file = folder / "sns.pem"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert_file)

@@ -5,17 +5,16 @@ relay's certificate is checked against a certificate authority the test makes (`
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import ssl
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from cert_support import self_signed
 from delivery_support import SAMPLE_SLUG, assert_each_once, audience_emails, delivery_settings, open_sending
 from newsletter.testing.smtp import RecordingSMTPServer
 
@@ -23,21 +22,14 @@ from newsletter.testing.smtp import RecordingSMTPServer
 def relay_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (the CA file the client trusts) and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "newsletter test relay")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
+    certificate = self_signed(
+        key,
+        "newsletter test relay",
+        days=1,
+        extensions=(
+            (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+        ),
     )
     cert_path, key_path = folder / "relay.pem", folder / "relay.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
