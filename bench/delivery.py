@@ -9,9 +9,12 @@ building every member's message, SMTP into Postfix's `smtp-sink` on
 loopback, and recording each result in the ledger. That is the send rate.
 The import and the campaign's scheduling run in a child process of their
 own beforehand and are reported apart (they are not sending); the workers
-run in children of their own (`--processes`, one a core by default, as
-`newsletter worker --processes N` runs them), sharing the campaign through
-the ledger, so their peak memory (ru_maxrss) is the sending's alone.
+run in children of their own (`--processes`, as `newsletter worker
+--processes N` runs them), sharing the campaign through the ledger, so their
+peak memory (ru_maxrss) is the sending's alone. By default one, as
+`newsletter worker` runs: a second worker process only helps with a free
+core, and on a 2-core machine that also runs the sink and PostgreSQL it was
+slower (docs/delivery.md, "Several processes").
 
 Why the reference is measured in the same run: the machine is shared and
 noisy, so messages per second mean little on their own. Straight after each
@@ -25,7 +28,8 @@ It also times `PreparedMessage.wire` (one member's envelope sender and
 message, ready for SMTP DATA, from a prepared variant, as the worker makes it) over 20,000 distinct members, and counts and times the
 variants the personalisation produces.
 
-Targets: send rate at least 0.5x smtp-source's (the long-term goal is 0.8x),
+Targets: send rate at least 0.7x smtp-source's on SQLite and 0.6x on PostgreSQL
+(the long-term goal is 0.8x on both),
 per-recipient build under 50 us, and peak memory that does not grow with the
 number of recipients (here: at most 10% more for the largest N than for the
 smallest). It prints figures and exits 0 whether or not a target is met (a
@@ -78,7 +82,7 @@ import members  # noqa: E402  (bench/members.py, the deterministic member genera
 
 ISSUE = "2023-10"
 AUDIENCE = "everyone"
-RATIO_TARGET = 0.5
+RATIO_TARGETS = {"sqlite": 0.7, "postgresql": 0.6}  # send rate against smtp-source's, per engine
 RATIO_GOAL = 0.8
 BUILD_TARGET_US = 50.0
 MEMORY_GROWTH_TARGET = 0.10  # peak of the largest N at most 10% above the smallest N's
@@ -580,8 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes",
         type=int,
-        default=os.cpu_count() or 1,
-        help="workers sharing the campaign, as `newsletter worker --processes N` runs them (default: one a core)",
+        default=1,
+        help="workers sharing the campaign, as `newsletter worker --processes N` runs them "
+        "(default: 1, as `newsletter worker` runs)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile a 5,000-member SQLite run")
     parser.add_argument(
@@ -778,10 +783,11 @@ def main(argv: list[str] | None = None) -> int:
     print("targets:")
     for row in rows:
         ratio = row["rate"] / row["reference"]
+        target = RATIO_TARGETS.get(row["engine"], RATIO_TARGETS["sqlite"])
         print(
             f"  {row['engine']} {row['size']:,}{' ' + row['signing'] if row['signing'] else ''}: "
-            f"ratio {ratio:.2f}, target >= {RATIO_TARGET}: "
-            f"{verdict(ratio >= RATIO_TARGET)}; goal >= {RATIO_GOAL}: {verdict(ratio >= RATIO_GOAL)}"
+            f"ratio {ratio:.2f}, target >= {target}: "
+            f"{verdict(ratio >= target)}; goal >= {RATIO_GOAL}: {verdict(ratio >= RATIO_GOAL)}"
         )
         if row["sent"] != row["size"] or row["arrived"] < row["sent"]:
             print(

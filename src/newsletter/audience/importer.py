@@ -36,7 +36,8 @@ from newsletter.audience.importing.read import SNIFF_BYTES
 from newsletter.audience.importing.report import Report
 from newsletter.audience.importing.write import Writer
 from newsletter.audience.profile import FieldProblem
-from newsletter.db.database import Database
+from newsletter.db.database import Database, refresh_statistics
+from newsletter.db.models import Subscriber, SubscriberTopic, Subscription
 from newsletter.errors import UserError, display_path
 from newsletter.vocabulary import Vocabulary
 
@@ -89,6 +90,10 @@ def import_csv(
         try:
             with database.engine.begin() as connection:
                 run(connection, rows, raw, path)
+                # Segments and the worker's claim read these by key: tell the planner how big they are now.
+                refresh_statistics(
+                    connection, [Subscriber.__table__, SubscriberTopic.__table__, Subscription.__table__]
+                )
         except UnicodeDecodeError:
             report.discard()
             raise UserError(

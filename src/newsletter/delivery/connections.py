@@ -7,7 +7,10 @@ sending threads' CPU went on that, and the connections sat idle meanwhile. So th
 connections itself: each socket is non-blocking, commands and messages are written as far as the
 socket takes them, replies are read when they come (`selectors`), and `reply` runs that until a
 message's result is known. A relay that offers PIPELINING (RFC 2920) gets MAIL, RCPT and DATA in one
-write; one that does not gets them one at a time.
+write, and the next message's MAIL, RCPT and DATA straight after this one's data, without waiting for
+its reply (RFC 2920 allows message content first in a group): one round trip a message, not two, so a
+connection does not stand idle while the loop is busy building messages. One that does not gets them
+one at a time.
 
 What a reply means, and what is the relay's trouble rather than the recipient's, are the transport's
 rules (`transport.classify`, `transport.envelope`), the same for test sends and the pages' emails; so
@@ -64,6 +67,7 @@ class _Connection(Generic[Row]):
     pipelining: bool
     smtputf8: bool
     job: _Job[Row] | None = None
+    following: _Job[Row] | None = None  # pipelined after `job`'s data: its envelope is on its way
     steps: deque[tuple[bytes, tuple[int, ...]]] = field(
         default_factory=deque
     )  # still to write, non-pipelined
@@ -175,26 +179,51 @@ class Connections(Generic[Row]):
             return None
         smtp = self.transport.open()
         smtp.sock.setblocking(False)
+        # Writes follow each other without waiting for replies (the next envelope behind a message):
+        # Nagle's algorithm would hold each small one back until the relay acknowledged the last.
+        smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = _Connection[Row](smtp, smtp.has_extn("pipelining"), smtp.has_extn("smtputf8"))
         self.connections.append(connection)
         self.selector.register(smtp.sock, selectors.EVENT_READ, connection)
         return connection
 
     def _start(self, connection: _Connection[Row], job: _Job[Row]) -> None:
-        commands = envelope(job.sender, job.recipient, connection.smtputf8)
-        if isinstance(commands, Reply):
-            self._finish(job, commands)
+        commands = self._envelope(connection, job)
+        if commands is None:
             return
-        mail, rcpt = (command.encode("utf-8") + b"\r\n" for command in commands)
-        connection.job, connection.heard, connection.refused = job, False, None
-        connection.stage, connection.replies = "envelope", []
+        mail, rcpt = commands
+        self._begin(connection, job)
         if connection.pipelining:  # RFC 2920: one write, then the three replies
-            connection.expected = 3
             self._write(connection, mail + rcpt + b"DATA\r\n")
         else:
             connection.steps = deque([(rcpt, ACCEPTED[1]), (b"DATA\r\n", ACCEPTED[2])])
             connection.expected = 1
             self._write(connection, mail)
+
+    def _envelope(self, connection: _Connection[Row], job: _Job[Row]) -> tuple[bytes, bytes] | None:
+        """MAIL and RCPT as written, or None when the addresses cannot be (the job's result is given)."""
+        commands = envelope(job.sender, job.recipient, connection.smtputf8)
+        if isinstance(commands, Reply):
+            self._finish(job, commands)
+            return None
+        mail, rcpt = (command.encode("utf-8") + b"\r\n" for command in commands)
+        return mail, rcpt
+
+    @staticmethod
+    def _begin(connection: _Connection[Row], job: _Job[Row]) -> None:
+        """`job`'s transaction is the connection's own from here: its replies are the next to come."""
+        connection.job, connection.heard, connection.refused = job, False, None
+        connection.stage, connection.replies, connection.expected = "envelope", [], 3
+
+    def _follow(self, connection: _Connection[Row], job: _Job[Row]) -> bytes:
+        """`job`'s MAIL, RCPT and DATA, to write behind the message on its way: the relay answers that
+        message first, then these (RFC 2920); `_done` makes `job` the connection's own when that answer
+        comes. Empty when the addresses cannot be written (the job's result is given)."""
+        commands = self._envelope(connection, job)
+        if commands is None:
+            return b""
+        connection.following = job
+        return b"".join(commands) + b"DATA\r\n"
 
     # --- the event loop ----------------------------------------------------------------------------------
 
@@ -311,6 +340,7 @@ class Connections(Generic[Row]):
                 self._not_started(connection, job, reply)
             else:
                 self._finish(job, reply)
+            self._requeue_following(connection)
             return
         if connection.stage == "envelope":
             self._envelope_reply(connection, job, code, text)
@@ -335,7 +365,12 @@ class Connections(Generic[Row]):
             return
         if connection.refused is None:
             connection.stage = "message"
-            self._write(connection, job.wire)
+            following = b""
+            # With PIPELINING the next envelope goes in the same write (a separate one let the relay answer
+            # in two writes, and its Nagle wait for our delayed acknowledgement stalled it for 40 ms).
+            if connection.pipelining and self.waiting and self._moment() <= time.monotonic():
+                following = self._follow(connection, heapq.heappop(self.waiting)[2])
+            self._write(connection, job.wire + following if following else job.wire)
         elif code == 354:  # a relay should refuse DATA after a refused RCPT; if not, end the data
             connection.stage = "end"
             self._write(connection, b".\r\n")
@@ -345,7 +380,10 @@ class Connections(Generic[Row]):
     def _done(self, connection: _Connection[Row], job: _Job[Row], reply: Reply, reset: bool) -> None:
         connection.used = True
         self._finish(job, reply)
-        if reset:  # after a refusal the transaction must be reset before the next message
+        following, connection.following = connection.following, None
+        if following is not None:  # the data's end closed the transaction, whatever its reply
+            self._begin(connection, following)
+        elif reset:  # after a refusal the transaction must be reset before the next message
             connection.job, connection.stage = None, "reset"
             self._write(connection, b"RSET\r\n")
         else:
@@ -354,6 +392,15 @@ class Connections(Generic[Row]):
     def _idle(self, connection: _Connection[Row]) -> None:
         connection.job, connection.stage, connection.expected = None, "idle", 0
         connection.steps.clear()
+
+    def _requeue_following(self, connection: _Connection[Row]) -> None:
+        """The connection ends before the job pipelined behind its message was answered: that job goes
+        back to the head of the queue for another connection, as it would have gone had it waited for
+        this message's reply. The ending is the message ahead's result, not this job's: it is not
+        counted as its one retry (`_not_started`), and each such return follows a result, so it ends."""
+        following, connection.following = connection.following, None
+        if following is not None:
+            heapq.heappush(self.waiting, (0.0, next(self.order), following))
 
     def _not_started(self, connection: _Connection[Row], job: _Job[Row], reply: Reply) -> None:
         """Nothing of this transaction was answered: on a pooled connection (the relay closed it while
@@ -368,12 +415,12 @@ class Connections(Generic[Row]):
         job, heard = connection.job, connection.heard
         stage = connection.stage
         self._drop(connection)
-        if job is None or stage == "reset":
-            return
-        if not heard:
-            self._not_started(connection, job, unavailable(error))
-        else:  # the message was under way: this recipient's try
-            self._finish(job, Reply(Outcome.DEFERRED, 0, f"connection problem: {error}"))
+        if job is not None and stage != "reset":
+            if not heard:
+                self._not_started(connection, job, unavailable(error))
+            else:  # the message was under way: this recipient's try
+                self._finish(job, Reply(Outcome.DEFERRED, 0, f"connection problem: {error}"))
+        self._requeue_following(connection)
 
     def _drop(self, connection: _Connection[Row]) -> None:
         if connection in self.connections:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
     String,
-    and_,
+    Update,
+    any_,
     bindparam,
     case,
     cast,
@@ -42,6 +44,7 @@ from sqlalchemy.orm import Session, aliased
 from newsletter.audience.bouncing import Kind, Rules, event, kind_of, refused, status_in, write_events
 from newsletter.db import rules
 from newsletter.db.bulk import bind_processor
+from newsletter.db.database import refresh_statistics
 from newsletter.db.models import (
     Campaign,
     CampaignStatus,
@@ -157,102 +160,156 @@ def snapshot(session: Session, campaign: Campaign, audience: ColumnElement[bool]
             rows,
         )
     )
+    # The claim reads the ledger by its indexes from now on: the planner must know how big it is.
+    refresh_statistics(session.connection(), [Delivery.__table__])
     count = session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign.id)
     )
     return count or 0
 
 
-# What a worker needs of each row it leased, and the member's topics: built once, with one
-# expanding parameter for the ids (not a statement of a few hundred literals each time).
-CLAIMED_ROWS = (
-    select(
-        Delivery.id,
-        Delivery.campaign_id,
-        Delivery.subscriber_id,
-        Delivery.message_id,
-        Delivery.attempts,
+def _among_ids(column: Any, postgres: bool) -> ColumnElement[bool]:
+    """`column` is one of the values of the `ids` parameter, a list of a few hundred keys.
+
+    On PostgreSQL one array parameter: an expanding IN made a statement of as many placeholders,
+    which psycopg parses afresh each time it is that long (1.4 ms of the claim's CPU a statement).
+    SQLite has no arrays; its driver takes the placeholders as they come."""
+    if postgres:
+        return column == any_(bindparam("ids", type_=ARRAY(column.type)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+# What a worker needs of each member whose row it leased, and their topics, for each backend, built
+# once. Each reads one table by its key: joined to the ledger rows, PostgreSQL's planner preferred
+# hashing the whole members table (4 to 6 ms a batch at 20,000 members) to a few hundred lookups.
+CLAIMED_MEMBERS = {
+    postgres: select(
+        Subscriber.id,
         Subscriber.email,
         Subscriber.name,
         Subscriber.region,
         Subscriber.format,
         rules.mailable(),
         Subscriber.link_key,
+    ).where(_among_ids(Subscriber.id, postgres))
+    for postgres in (False, True)
+}
+CLAIMED_TOPICS = {
+    postgres: select(
+        SubscriberTopic.subscriber_id,
+        select(Topic.slug).where(Topic.id == SubscriberTopic.topic_id).scalar_subquery(),
+    ).where(_among_ids(SubscriberTopic.subscriber_id, postgres))
+    for postgres in (False, True)
+}
+
+
+def _lease(status: DeliveryStatus, postgres: bool) -> Update:
+    """One pass of the claim: lease up to `limit` of one campaign's due rows in one status.
+
+    The rows are an index range in `ix_deliveries_due`, read in order until there are enough; the
+    campaign is checked again inside the statement, as an editor may pause it after it was listed.
+    On SQLite the UPDATE takes the write lock before choosing; on PostgreSQL SKIP LOCKED lets
+    concurrent workers choose different rows, and `= ANY(ARRAY(...))` finds the chosen rows by key
+    (with `IN (...)` the planner joined them to the whole ledger, scanning it once a batch)."""
+    now = bindparam("now", type_=Delivery.next_attempt_at.type)
+    # A row in flight is due again when its worker's lease ran out (it died): those were due earliest.
+    due = (
+        Delivery.lease_expires_at < now
+        if status is DeliveryStatus.SENDING
+        else Delivery.next_attempt_at <= now
     )
-    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-    .where(Delivery.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Delivery.id)
-)
-CLAIMED_TOPICS = (
-    select(SubscriberTopic.subscriber_id, Topic.slug)
-    .join(Topic, Topic.id == SubscriberTopic.topic_id)
-    .where(SubscriberTopic.subscriber_id.in_(bindparam("ids", expanding=True)))
-)
+    campaign = bindparam("campaign", type_=Delivery.campaign_id.type)
+    candidates = (
+        select(Delivery.id)
+        .where(Delivery.campaign_id == campaign, Delivery.status == status, due)
+        .where(exists().where(Campaign.id == campaign, Campaign.status == CampaignStatus.SENDING))
+        .order_by(Delivery.next_attempt_at)
+        .limit(bindparam("limit"))
+    )
+    if postgres:
+        chosen = Delivery.id == any_(
+            func.array(candidates.with_for_update(skip_locked=True).scalar_subquery())
+        )
+    else:
+        chosen = Delivery.id.in_(candidates.scalar_subquery())
+    return (
+        update(Delivery.__table__)
+        .where(chosen)
+        .values(
+            status=DeliveryStatus.SENDING,
+            lease_owner=bindparam("worker", type_=Delivery.lease_owner.type),
+            lease_expires_at=bindparam("expires", type_=Delivery.lease_expires_at.type),
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            Delivery.id, Delivery.campaign_id, Delivery.subscriber_id, Delivery.message_id, Delivery.attempts
+        )
+    )
+
+
+# Built once (a statement costs more to build than to run): the passes in their order, per backend.
+LEASES = {
+    postgres: [
+        _lease(status, postgres)
+        for status in (DeliveryStatus.SENDING, DeliveryStatus.DEFERRED, DeliveryStatus.QUEUED)
+    ]
+    for postgres in (False, True)
+}
+SENDING_CAMPAIGNS = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).order_by(Campaign.id)
 
 
 def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows of campaigns that are sending; commit before sending anything.
 
-    Due rows are looked for in two index-friendly passes: rows whose lease expired (their worker
-    died), then queued or deferred rows whose time has come.
+    Each sending campaign's due rows are looked for in three passes (`_lease`), one status at a
+    time: rows whose lease expired, deferred rows whose retry is due, then queued rows in the
+    ledger's order. One pass for both queued and deferred rows, as before, had no index order to
+    follow: PostgreSQL scanned the ledger from the start, past every row already sent, for each
+    batch (4 to 9 ms a batch by the end of a 20,000-member campaign, and growing with its size).
     """
     now = utcnow()
-    expires = now + dt.timedelta(seconds=lease_seconds)
-    sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING).scalar_subquery()
-    conditions = (  # rows of a worker that died first: they were due earliest
-        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at < now),
-        and_(
-            Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]),
-            Delivery.next_attempt_at <= now,
-        ),
-    )
-    postgres = session.get_bind().dialect.name == "postgresql"
-    ids: list[int] = []
-    for due in conditions:
-        if len(ids) >= limit:
-            break
-        candidates = select(Delivery.id).where(Delivery.campaign_id.in_(sending), due).limit(limit - len(ids))
-        if postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        # One UPDATE with the choice as its subquery: on SQLite it takes the write lock before
-        # choosing, on PostgreSQL SKIP LOCKED lets concurrent workers choose different rows.
-        leased = session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=DeliveryStatus.SENDING,
-                lease_owner=worker,
-                lease_expires_at=expires,
-                attempts=Delivery.attempts + 1,
-                updated_at=now,
+    connection = session.connection()  # Core statements: the ORM adds nothing here but CPU
+    postgres = connection.dialect.name == "postgresql"
+    parameters = {"now": now, "expires": now + dt.timedelta(seconds=lease_seconds), "worker": worker}
+    leased: list[tuple[int, int, int, str, int]] = []
+    for campaign_id in connection.scalars(SENDING_CAMPAIGNS).all():
+        for lease in LEASES[postgres]:
+            if len(leased) >= limit:
+                break
+            rows = connection.execute(
+                lease, {**parameters, "campaign": campaign_id, "limit": limit - len(leased)}
             )
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids.extend(leased.scalars())
-    if not ids:
+            leased += rows.all()  # fetched at once: row by row costs a driver call a row
+    if not leased:
         return []
-    rows = session.execute(CLAIMED_ROWS, {"ids": ids}).all()
+    leased.sort(key=itemgetter(0))  # the ledger's order: members who get the same email side by side
+    member_ids = sorted({row[2] for row in leased})
+    members = {
+        member[0]: member
+        for member in connection.execute(CLAIMED_MEMBERS[postgres], {"ids": member_ids}).all()
+    }
     topics: dict[int, list[str]] = {}
-    for subscriber_id, slug in session.execute(CLAIMED_TOPICS, {"ids": [row[2] for row in rows]}):
+    for subscriber_id, slug in connection.execute(CLAIMED_TOPICS[postgres], {"ids": member_ids}).all():
         topics.setdefault(subscriber_id, []).append(slug)
     return [
         Claimed(
-            delivery_id=row[0],
-            campaign_id=row[1],
-            subscriber_id=row[2],
-            message_id=row[3],
-            attempts=row[4],
-            email=row[5],
-            name=row[6],
-            region=row[7],
-            text_only=row[8] == "text",
-            topics=tuple(sorted(topics.get(row[2], ()))),
-            mailable=bool(row[9]),
+            delivery_id=delivery_id,
+            campaign_id=campaign_id,
+            subscriber_id=subscriber_id,
+            message_id=message_id,
+            attempts=attempts,
+            email=member[1],
+            name=member[2],
+            region=member[3],
+            text_only=member[4] == "text",
+            topics=tuple(sorted(topics.get(subscriber_id, ()))),
+            mailable=bool(member[5]),
             worker=worker,
-            link_key=row[10],
+            link_key=member[6],
         )
-        for row in rows
+        for delivery_id, campaign_id, subscriber_id, message_id, attempts in leased
+        for member in (members[subscriber_id],)
     ]
 
 
