@@ -26,6 +26,8 @@ TABLES = {
     "test_sends",
     "rate_limits",
     "bounce_events",
+    "editors",
+    "desk_events",
 }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from newsletter.delivery.campaigns import CampaignReport
     from newsletter.delivery.service import Sending
     from newsletter.delivery.worker import WorkerStats
+    from newsletter.team import Team
 
 
 class NewsletterGroup(click.Group):
@@ -1113,6 +1114,93 @@ def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | No
             "(An Ed25519 key signs beside the RSA key of dkim_selector/dkim_private_key, not instead of it.)"
         )
     click.echo("\n`newsletter dns --check` says when the record can be seen in DNS.")
+
+
+def _team(ctx: click.Context) -> Team:
+    """The desk's accounts, over the command's Store (its database must be up to date)."""
+    from newsletter.team import Team
+
+    store = _store(ctx)
+    store.ready()
+    return Team(store.database, _settings(ctx).secret_key)
+
+
+@cli.group()
+def editors() -> None:
+    """The team's accounts on the editor's desk (`newsletter serve`, /desk/): contributors draft and
+    submit issues; editors also approve, test-send, schedule, pause, resume and cancel; admins also
+    manage accounts. Everyone signs in with a single-use link emailed to them (`editors link` prints one)."""
+
+
+@editors.command("add")
+@click.argument("email")
+@click.option(
+    "--role",
+    "role_name",
+    required=True,
+    help="contributor, editor or admin.",
+)
+@click.option("--name", default="", help="How the desk names them (default: their address).")
+@click.pass_context
+def editors_add(ctx: click.Context, email: str, role_name: str, name: str) -> None:
+    """Give EMAIL an account with a role."""
+    from newsletter.team import role_named
+
+    account = _team(ctx).add(email, role_named(role_name), name=name)
+    click.echo(f"Added {account.email} as {account.role.value}.")
+    click.echo(f"They sign in at {_settings(ctx).base_url.rstrip('/')}/desk/ with a link emailed to them,")
+    click.echo(f"or with the one `newsletter editors link {account.email}` prints.")
+
+
+@editors.command("list")
+@click.pass_context
+def editors_list(ctx: click.Context) -> None:
+    """Every account: role, address, name, last sign-in."""
+    accounts = _team(ctx).accounts()
+    if not accounts:
+        click.echo("No accounts yet: `newsletter editors add EMAIL --role admin` adds the first.")
+        return
+    for account in accounts:
+        last = account.signed_in_at.strftime("%Y-%m-%d %H:%M UTC") if account.signed_in_at else "never"
+        name = f" ({account.name})" if account.name else ""
+        click.echo(f"{account.role.value:<12} {account.email}{name}  signed in: {last}")
+
+
+@editors.command("role")
+@click.argument("email")
+@click.argument("role_name", metavar="ROLE")
+@click.pass_context
+def editors_role(ctx: click.Context, email: str, role_name: str) -> None:
+    """Give EMAIL's account another ROLE (contributor, editor or admin)."""
+    from newsletter.team import role_named
+
+    account = _team(ctx).change_role(email, role_named(role_name))
+    click.echo(f"{account.email} is now {account.role.value}.")
+
+
+@editors.command("remove")
+@click.argument("email")
+@click.pass_context
+def editors_remove(ctx: click.Context, email: str) -> None:
+    """Delete EMAIL's account and end its sessions; what they did stays in the desk's history."""
+    _team(ctx).remove(email)
+    click.echo(f"Removed the account of {email.strip()}.")
+
+
+@editors.command("link")
+@click.argument("email")
+@click.pass_context
+def editors_link(ctx: click.Context, email: str) -> None:
+    """Print a single-use sign-in link for EMAIL's account (it works for 30 minutes and replaces any
+    link sent before): for the first admin, or when email does not arrive."""
+    from newsletter.team import sign_in_url
+
+    made = _team(ctx).sign_in_token(email)
+    if made is None:
+        raise UserError(f"{email.strip()}: no account has this address (`editors list` shows them)")
+    account, token = made
+    click.echo(f"Sign-in link for {account.email} (single use, 30 minutes):")
+    click.echo(sign_in_url(_settings(ctx).base_url, token))
 
 
 def main() -> None:

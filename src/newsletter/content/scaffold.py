@@ -156,7 +156,7 @@ def _like_previous(like: Path, slug: str, issue_date: dt.date) -> str:
         kind = section.get("kind") if isinstance(section, dict) else None
         if isinstance(kind, str) and kind in SECTION_KINDS:
             layout.append((kind, {key: str(section[key]) for key in _layout_keys(kind, section)}))
-    return skeleton(slug, issue_date, layout or None, display_path(like))
+    return skeleton(slug, issue_date, layout or None, like.parent.name)  # named as editors name issues
 
 
 def _layout_keys(kind: str, section: dict) -> list[str]:

@@ -257,6 +257,56 @@ class RateLimit(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Role(enum.StrEnum):
+    """What a desk account may do (`newsletter.team.PERMISSIONS` says exactly what)."""
+
+    CONTRIBUTOR = "contributor"  # drafts issues and submits them for review
+    EDITOR = "editor"  # also approves, test-sends, schedules, pauses, resumes and cancels
+    ADMIN = "admin"  # also manages the team's accounts
+
+
+class Editor(Base):
+    """A member of the team that makes the newsletter, who signs in to the desk.
+
+    There are no passwords: an editor signs in with a single-use emailed link (`sign_in_nonce` is
+    the one link that works; using it clears it). Removing an account keeps what it did in the
+    desk's history, under the address it had.
+    """
+
+    __tablename__ = "editors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # the address in lower case
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[Role] = mapped_column(_enum(Role, "editor_role"))
+    sign_in_nonce: Mapped[str | None] = mapped_column(String(64))
+    sign_in_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    signed_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Part of every session cookie: raising it signs the account out everywhere.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeskEvent(Base):
+    """One thing done at the desk or about the team: who, when, to what. Shown on the issue's page.
+
+    Who is kept as the address they had then (`actor`), so removing an account loses no history;
+    `editor_id` is SET NULL when it goes. The CLI acts as `actor` "command line".
+    """
+
+    __tablename__ = "desk_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    issue_slug: Mapped[str | None] = mapped_column(String(100), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    details: Mapped[str] = mapped_column(String(1000), default="")
+
+
 __all__ = [
     "Base",
     "BounceEvent",
@@ -265,9 +315,12 @@ __all__ = [
     "ConsentRecord",
     "Delivery",
     "DeliveryStatus",
+    "DeskEvent",
+    "Editor",
     "Format",
     "MailingList",
     "RateLimit",
+    "Role",
     "Status",
     "Subscriber",
     "SubscriberTopic",

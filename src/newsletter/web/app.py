@@ -21,6 +21,7 @@ from newsletter.audience.membership import LinkProblem
 from newsletter.audience.store import Store
 from newsletter.errors import UserError
 from newsletter.settings import Settings
+from newsletter.team import Team
 from newsletter.tokens import Tokens
 from newsletter.web import security
 from newsletter.web.mail import Mailer
@@ -60,6 +61,7 @@ class Site:
     limits: Limits
     consent: Consent
     csrf: security.Csrf
+    team: Team
 
     def url(self, path: str) -> str:
         """An absolute link for an email: always from `base_url`, never from the request's Host."""
@@ -114,15 +116,17 @@ def create_app(
         limits=limits or Limits(),
         consent=Consent.load(web_theme / "consent.yaml"),
         csrf=csrf,
+        team=Team(store.database, settings.secret_key),
     )
     app.jinja_env.globals.update(csrf_token=csrf.token, network=settings.network_name)
     security.install(app, csrf)
     _error_pages(app)
-    from newsletter.web import pages
+    from newsletter.web import desk, pages
     from newsletter.web.archive import archive_blueprint
     from newsletter.web.webhooks import webhooks_blueprint
 
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(desk.blueprint)  # the editor's desk at /desk/
     app.register_blueprint(archive_blueprint(settings))  # the past issues at /archive/
     app.register_blueprint(webhooks_blueprint(settings))  # providers' bounces at /webhooks/<provider>
     if proxies:
@@ -139,6 +143,8 @@ def close_app(app: Flask) -> None:
 
 ERRORS = {
     400: ("Something in that request was not right", "Please go back and try again."),
+    401: ("Please sign in", "Sign in to the editor's desk, then try again."),
+    403: ("Your account cannot do that", "Ask an editor or an admin of your team."),
     404: ("Page not found", "Check the address, or use the link in your email again."),
     405: ("That did not work", "This page cannot be used that way. Please go back and use its buttons."),
     413: ("Too much to send", "What you sent is larger than any of our forms. Please go back and try again."),

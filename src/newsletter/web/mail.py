@@ -75,6 +75,15 @@ NOTICES = {
         action="My preferences",
         after=("Keep this email, or use the preferences link in the next newsletter.",),
     ),
+    "desk": Notice(
+        subject="Your link to sign in to the {network} editor's desk",
+        before=(
+            "Someone, hopefully you, asked to sign in to the {network}'s editor's desk as {email}.",
+            "Open the link below and press the button on the page. The link works once, for 30 minutes.",
+        ),
+        action="Sign in to the desk",
+        after=("If this was not you, ignore this email: nobody can sign in without the link.",),
+    ),
 }
 
 

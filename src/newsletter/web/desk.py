@@ -1,0 +1,309 @@
+"""The editor's desk at /desk/: sign in, the issues, the team. Thin over `newsletter.desk` and
+`newsletter.team`, which hold the rules (who may do what, single-use links, the last admin).
+
+Every route needs a signed-in account: a page asked for without one redirects to the sign-in page,
+a form posted without one is answered 401, and an action the account's role does not allow 403,
+whatever the pages show. Every POST checks the CSRF token. The session is a signed, expiring cookie
+(HttpOnly, SameSite=Lax, and Secure with the `__Host-` prefix when `base_url` is https) that names
+the account and its `session_epoch`, so removing the account or signing out everywhere ends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
+
+from newsletter.audience import addresses
+from newsletter.content.loader import SLUG
+from newsletter.desk import Desk, Stage
+from newsletter.errors import UserError
+from newsletter.team import (
+    ROLE_WORDS,
+    SESSION_SECONDS,
+    Account,
+    AccountProblem,
+    Action,
+    role_named,
+    sign_in_url,
+)
+from newsletter.web.app import site
+from newsletter.web.outbox import Letter
+from newsletter.web.pages import too_many
+from newsletter.web.ratelimit import Limit
+
+blueprint = Blueprint("desk", __name__, url_prefix="/desk")
+
+SESSION_COOKIE = "newsletter_desk"
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
+# Sign-in links asked for: per client as generous as the sign-up form; per address a few an hour,
+# so nobody can flood a colleague's inbox with links.
+SIGN_IN_PER_CLIENT = Limit(30, 600)
+SIGN_IN_PER_ADDRESS = Limit(5, 3600)
+EXPIRED_FORM = "This form had expired. Please try again."
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def desk() -> Desk:
+    here = site()
+    return Desk(here.settings.issues_dir, here.store.database, here.team)
+
+
+def _cookie_name() -> str:
+    return SECURE_SESSION_COOKIE if site().csrf.secure_cookie else SESSION_COOKIE
+
+
+def signed_in() -> Account | None:
+    """The account whose session cookie came with this request (looked up once a request)."""
+    if "desk_account" not in g:
+        token = request.cookies.get(_cookie_name(), "")
+        g.desk_account = site().team.account_for_session(token) if token else None
+    return cast(Account | None, g.desk_account)
+
+
+def requires(action: Action) -> Callable[[View], View]:
+    """The view needs a signed-in account allowed `action`; POSTs also a valid CSRF token."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            account = signed_in()
+            if account is None:
+                if request.method == "GET":
+                    return redirect(url_for("desk.sign_in", next=request.path))
+                raise Unauthorized()
+            if not account.may(action):
+                raise Forbidden()
+            if request.method == "POST" and not site().csrf.valid():
+                return page("desk/problem.html.j2", 400, heading="That did not work", advice=EXPIRED_FORM)
+            return view(*args, **kwargs)
+
+        return cast(View, checked)
+
+    return decorate
+
+
+def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    return render_template(template, account=signed_in(), stages=Stage, **values), status
+
+
+def _slug(slug: str) -> str:
+    if not SLUG.fullmatch(slug):  # never a path: `..` or `/` cannot name an issue
+        raise NotFound()
+    return slug
+
+
+# --- Signing in ------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/sign-in")
+def sign_in() -> tuple[str, int] | Response:
+    if signed_in() is not None:
+        return redirect(url_for("desk.issues"))
+    return page("desk/sign_in.html.j2", heading="Sign in to the editor's desk", values={}, errors={})
+
+
+@blueprint.post("/sign-in")
+def sign_in_post() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    here = site()
+    email = " ".join(request.form.get("email", "").split())[:320]
+    if not here.csrf.valid():
+        return page(
+            "desk/sign_in.html.j2",
+            400,
+            heading="Sign in",
+            values={"email": email},
+            errors={},
+            problem=EXPIRED_FORM,
+        )
+    if not here.limiter.hit("desk-client", request.remote_addr or "", SIGN_IN_PER_CLIENT):
+        return too_many(SIGN_IN_PER_CLIENT)
+    try:
+        address = addresses.normalise(email)
+    except addresses.InvalidAddress as error:
+        return page(
+            "desk/sign_in.html.j2",
+            400,
+            heading="Sign in",
+            values={"email": email},
+            errors={"email": str(error)},
+        )
+    if not here.limiter.hit("desk-address", addresses.key(address), SIGN_IN_PER_ADDRESS):
+        return too_many(SIGN_IN_PER_ADDRESS)
+    made = here.team.sign_in_token(address)
+    # The same work and the same page whether or not the address has an account (`Letter.send`), so
+    # nobody learns from this form who is on the team.
+    url = sign_in_url(here.settings.base_url, made[1]) if made else sign_in_url(here.settings.base_url, "-")
+    if not here.outbox.post(Letter("desk", address, url, send=made is not None)):
+        return page(
+            "desk/problem.html.j2",
+            503,
+            heading="We could not send the link just now",
+            advice="Please try again in a few minutes.",
+        )
+    return page("desk/sign_in_sent.html.j2", heading="Check your email", email=address)
+
+
+@blueprint.get("/sign-in/<token>")
+def sign_in_link(token: str) -> tuple[str, int]:
+    """Opening the link only shows a button: mail scanners that fetch links must not use it up."""
+    account = site().team.peek(token)
+    if account is None:
+        return _dead_link()
+    return page("desk/sign_in_confirm.html.j2", heading="Sign in", who=account, token=token)
+
+
+@blueprint.post("/sign-in/<token>")
+def sign_in_link_post(token: str) -> tuple[str, int] | Response:
+    here = site()
+    if not here.csrf.valid():
+        return page("desk/problem.html.j2", 400, heading="That did not work", advice=EXPIRED_FORM)
+    account = here.team.redeem(token)
+    if account is None:
+        return _dead_link()
+    response = redirect(url_for("desk.issues"))
+    response.set_cookie(
+        _cookie_name(),
+        here.team.session_token(account),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=here.csrf.secure_cookie,
+        path="/",
+    )
+    return response
+
+
+def _dead_link() -> tuple[str, int]:
+    return page(
+        "desk/problem.html.j2",
+        410,
+        heading="This sign-in link no longer works",
+        advice="Links work once, for 30 minutes, and a newer link replaces an older one. Ask for a new one.",
+        sign_in=True,
+    )
+
+
+@blueprint.post("/sign-out")
+def sign_out() -> tuple[str, int] | Response:
+    if not site().csrf.valid():
+        return page("desk/problem.html.j2", 400, heading="That did not work", advice=EXPIRED_FORM)
+    account = signed_in()
+    if account is not None and request.form.get("everywhere"):
+        site().team.sign_out_everywhere(account)
+    response = redirect(url_for("desk.sign_in"))
+    response.delete_cookie(_cookie_name(), path="/", secure=site().csrf.secure_cookie, samesite="Lax")
+    return response
+
+
+# --- Issues ----------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+@requires(Action.DRAFT)
+def issues() -> tuple[str, int]:
+    listed = desk().issues()
+    return page("desk/issues.html.j2", heading="Issues", issues=listed, values={}, errors={})
+
+
+@blueprint.post("/issues")
+@requires(Action.DRAFT)
+def new_issue() -> tuple[str, int] | Response:
+    slug = request.form.get("slug", "").strip()
+    like = request.form.get("like", "").strip() or None
+    account = signed_in()
+    assert account is not None
+    try:
+        desk().start(slug, like, account)
+    except UserError as error:
+        listed = desk().issues()
+        values = {"slug": slug, "like": like or ""}
+        return page(
+            "desk/issues.html.j2",
+            400,
+            heading="Issues",
+            issues=listed,
+            values=values,
+            errors={"slug": str(error)},
+        )
+    return redirect(url_for("desk.issue", slug=slug))
+
+
+@blueprint.get("/issues/<slug>")
+@requires(Action.DRAFT)
+def issue(slug: str) -> tuple[str, int]:
+    slug = _slug(slug)
+    listed = {summary.slug: summary for summary in desk().issues()}
+    if slug not in listed:
+        raise NotFound()
+    history = site().team.history(issue_slug=slug)
+    return page("desk/issue.html.j2", heading=listed[slug].title or slug, issue=listed[slug], history=history)
+
+
+# --- The team --------------------------------------------------------------------------------------------
+
+
+def _team_page(status: int = 200, **values: Any) -> tuple[str, int]:
+    values.setdefault("values", {})
+    values.setdefault("errors", {})
+    return page(
+        "desk/team.html.j2",
+        status,
+        heading="The team",
+        accounts=site().team.accounts(),
+        roles=ROLE_WORDS,
+        **values,
+    )
+
+
+@blueprint.get("/team")
+@requires(Action.MANAGE_TEAM)
+def team() -> tuple[str, int]:
+    return _team_page()
+
+
+@blueprint.post("/team")
+@requires(Action.MANAGE_TEAM)
+def team_add() -> tuple[str, int] | Response:
+    values = {name: request.form.get(name, "").strip() for name in ("email", "name", "role")}
+    try:
+        added = site().team.add(
+            values["email"], role_named(values["role"]), name=values["name"], by=signed_in()
+        )
+    except AccountProblem as problem:
+        return _team_page(400, values=values, errors={problem.field: str(problem)})
+    return _team_page(note=f"Added {added.email} as {added.role.value}. They can now ask for a sign-in link.")
+
+
+@blueprint.post("/team/<int:account_id>/role")
+@requires(Action.MANAGE_TEAM)
+def team_role(account_id: int) -> tuple[str, int]:
+    here = site()
+    target = here.team.get(account_id)
+    if target is None:
+        raise NotFound()
+    try:
+        changed = here.team.change_role(
+            target.email, role_named(request.form.get("role", "")), by=signed_in()
+        )
+    except UserError as error:
+        return _team_page(400, problem=str(error))
+    return _team_page(note=f"{changed.email} is now {changed.role.value}.")
+
+
+@blueprint.post("/team/<int:account_id>/remove")
+@requires(Action.MANAGE_TEAM)
+def team_remove(account_id: int) -> tuple[str, int]:
+    here = site()
+    target = here.team.get(account_id)
+    if target is None:
+        raise NotFound()
+    try:
+        here.team.remove(target.email, by=signed_in())
+    except UserError as error:
+        return _team_page(400, problem=str(error))
+    return _team_page(note=f"Removed the account of {target.email}.")
