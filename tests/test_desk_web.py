@@ -8,10 +8,10 @@ import re
 import shutil
 
 import pytest
-from web_support import BASE_URL, CSRF_INPUT, REPO_ROOT, open_site
 
 from newsletter.db.models import Role
 from newsletter.team import Team
+from web_support import BASE_URL, CSRF_INPUT, REPO_ROOT, open_site
 
 DESK_LINK = re.compile(re.escape(BASE_URL) + r"(/desk/sign-in/[A-Za-z0-9._-]+)")
 ADMIN = "ann.admin@example.org"
