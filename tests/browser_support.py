@@ -105,3 +105,23 @@ def one_click_post(url: str) -> tuple[int, http.client.HTTPMessage]:
         return response.status, response.headers
     finally:
         connection.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"  # axe-core 4.14.1 (MPL-2.0)
+
+
+def axe_violations(page: Page) -> list[str]:
+    """What axe-core (WCAG 2 A and AA rules) finds wrong on the page, a line a problem ("" for none).
+
+    axe is evaluated in the page through the DevTools protocol, which the page's Content-Security-Policy
+    (script-src 'self') does not govern, so the page is tested exactly as it is served."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})).violations"""
+    )
+    return [
+        f"{violation['id']}: {violation['help']} at "
+        + ", ".join(str(node["target"]) for node in violation["nodes"][:3])
+        for violation in found
+    ]

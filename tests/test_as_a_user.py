@@ -12,7 +12,6 @@ Last, `serve` started from another folder finds the same settings through NEWSLE
 
 from __future__ import annotations
 
-import mailbox
 import os
 import re
 import shutil
@@ -21,15 +20,22 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
 from browser_support import launch_browser, one_click_post, open_page, overflow, screenshot
-from user_support import NEWSLETTER, Background, free_port, newsletter, uncomment, user_environment
+from user_support import (
+    NEWSLETTER,
+    Background,
+    free_port,
+    link_in,
+    newsletter,
+    uncomment,
+    user_environment,
+    wait_for_mail,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,27 +50,6 @@ laura.morgan@blaenau-gwent.gov.example,Laura Morgan,Blaenau Gwent Council,local-
 zara.begum@blaenau-gwent.gov.example,Zara Begum,Blaenau Gwent Council,local-government,wales,Blaenau Gwent,local-government,
 amir.khan@leeds.ac.example,Amir Khan,University of Leeds,academia,yorkshire-humber,Leeds,,
 """
-
-
-def maildir_messages(folder: Path) -> list[EmailMessage]:
-    box = mailbox.Maildir(folder, factory=None, create=False)
-    return [message_from_bytes(bytes(message), policy=policy.default) for message in box]  # type: ignore[misc]
-
-
-def wait_for_mail(folder: Path, count: int, timeout: float = 20) -> list[EmailMessage]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (folder / "new").is_dir() and len(list((folder / "new").iterdir())) >= count:
-            return maildir_messages(folder)
-        time.sleep(0.1)
-    raise AssertionError(f"{count} messages did not arrive in {folder}")
-
-
-def link_in(message: EmailMessage, base: str, path: str) -> str:
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    found = re.search(re.escape(base) + re.escape(path) + r"[A-Za-z0-9._-]+", text)
-    assert found, text
-    return found.group(0)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,15 @@ never a traceback), `Background` keeps a server command running until it is stop
 
 from __future__ import annotations
 
+import mailbox
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 from newsletter.running import terminate
@@ -96,3 +99,24 @@ def init_project(parent: Path, name: str = "network") -> Path:
     folder = parent / name
     newsletter(folder, "db", "upgrade")
     return folder
+
+
+def maildir_messages(folder: Path) -> list[EmailMessage]:
+    box = mailbox.Maildir(folder, factory=None, create=False)
+    return [message_from_bytes(bytes(message), policy=policy.default) for message in box]  # type: ignore[misc]
+
+
+def wait_for_mail(folder: Path, count: int, timeout: float = 20) -> list[EmailMessage]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (folder / "new").is_dir() and len(list((folder / "new").iterdir())) >= count:
+            return maildir_messages(folder)
+        time.sleep(0.1)
+    raise AssertionError(f"{count} messages did not arrive in {folder}")
+
+
+def link_in(message: EmailMessage, base: str, path: str) -> str:
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    found = re.search(re.escape(base) + re.escape(path) + r"[A-Za-z0-9._-]+", text)
+    assert found, text
+    return found.group(0)

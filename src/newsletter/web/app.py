@@ -103,6 +103,10 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
+        # Flask's own signed cookie carries only the desk's one-off notes after a change (`flash`).
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
     )
     store = store or Store.open(settings)
     store.ready()

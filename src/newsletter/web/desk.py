@@ -14,7 +14,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
 
 from newsletter.audience import addresses
@@ -250,6 +260,7 @@ def issue(slug: str) -> tuple[str, int]:
 def _team_page(status: int = 200, **values: Any) -> tuple[str, int]:
     values.setdefault("values", {})
     values.setdefault("errors", {})
+    values.setdefault("note", " ".join(get_flashed_messages()))
     return page(
         "desk/team.html.j2",
         status,
@@ -276,12 +287,12 @@ def team_add() -> tuple[str, int] | Response:
         )
     except AccountProblem as problem:
         return _team_page(400, values=values, errors={problem.field: str(problem)})
-    return _team_page(note=f"Added {added.email} as {added.role.value}. They can now ask for a sign-in link.")
+    return _done(f"Added {added.email} as {added.role.value}. They can now ask for a sign-in link.")
 
 
 @blueprint.post("/team/<int:account_id>/role")
 @requires(Action.MANAGE_TEAM)
-def team_role(account_id: int) -> tuple[str, int]:
+def team_role(account_id: int) -> tuple[str, int] | Response:
     here = site()
     target = here.team.get(account_id)
     if target is None:
@@ -292,12 +303,12 @@ def team_role(account_id: int) -> tuple[str, int]:
         )
     except UserError as error:
         return _team_page(400, problem=str(error))
-    return _team_page(note=f"{changed.email} is now {changed.role.value}.")
+    return _done(f"{changed.email} is now {changed.role.value}.")
 
 
 @blueprint.post("/team/<int:account_id>/remove")
 @requires(Action.MANAGE_TEAM)
-def team_remove(account_id: int) -> tuple[str, int]:
+def team_remove(account_id: int) -> tuple[str, int] | Response:
     here = site()
     target = here.team.get(account_id)
     if target is None:
@@ -306,4 +317,10 @@ def team_remove(account_id: int) -> tuple[str, int]:
         here.team.remove(target.email, by=signed_in())
     except UserError as error:
         return _team_page(400, problem=str(error))
-    return _team_page(note=f"Removed the account of {target.email}.")
+    return _done(f"Removed the account of {target.email}.")
+
+
+def _done(note: str) -> Response:
+    """After a change, back to the team page by a redirect (reloading it then repeats nothing)."""
+    flash(note)
+    return redirect(url_for("desk.team"))
