@@ -1189,8 +1189,13 @@ def editors_remove(ctx: click.Context, email: str) -> None:
 
 @editors.command("link")
 @click.argument("email")
+@click.option(
+    "--base",
+    metavar="URL",
+    help="The desk's address, when it is not base_url (such as http://127.0.0.1:8000 for `serve --debug`).",
+)
 @click.pass_context
-def editors_link(ctx: click.Context, email: str) -> None:
+def editors_link(ctx: click.Context, email: str, base: str | None) -> None:
     """Print a single-use sign-in link for EMAIL's account (it works for 30 minutes and replaces any
     link sent before): for the first admin, or when email does not arrive."""
     from newsletter.team import sign_in_url
@@ -1200,7 +1205,7 @@ def editors_link(ctx: click.Context, email: str) -> None:
         raise UserError(f"{email.strip()}: no account has this address (`editors list` shows them)")
     account, token = made
     click.echo(f"Sign-in link for {account.email} (single use, 30 minutes):")
-    click.echo(sign_in_url(_settings(ctx).base_url, token))
+    click.echo(sign_in_url(base or _settings(ctx).base_url, token))
 
 
 def main() -> None:

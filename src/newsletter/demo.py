@@ -18,6 +18,7 @@ from pathlib import Path
 from newsletter.archive.build import build as build_archive
 from newsletter.audience.service import Audience
 from newsletter.audience.store import Store
+from newsletter.db.models import Role
 from newsletter.delivery.copies import render_copy
 from newsletter.delivery.service import Sending
 from newsletter.delivery.worker import WorkerStats
@@ -26,10 +27,13 @@ from newsletter.errors import display_path
 from newsletter.preview import write_static_preview
 from newsletter.settings import Settings
 from newsletter.sink import MaildirSink
+from newsletter.team import Team, sign_in_url
 
 SAMPLE_ISSUE = "2023-10"
 SAMPLE_MEMBERS = "sample.csv"
 DEMO_AUDIENCE = "everyone"
+DEMO_ADMIN = "desk.admin@example.org"
+LOCAL_DESK = "http://127.0.0.1:8000"  # where `newsletter serve --debug` answers
 
 
 def run(
@@ -61,12 +65,28 @@ def run(
         for segment, count in audience.segment_counts():
             say(f"segment:  {segment.name:<26} {count:>5}  {segment.description}")
         _send(settings, store, out_dir / "sink", say, progress)
+        _desk_admin(settings, store, say)
     finally:
         store.close()
     site = out_dir / "site"
     report = build_archive(settings, site)
     say(f"archive:  {report.summary()}")
     say(f"  open {display_path(site / 'archive' / 'index.html')} in a browser, or serve the whole site")
+
+
+def _desk_admin(settings: Settings, store: Store, say: Callable[[str], None]) -> None:
+    """An admin account for the editor's desk, and a link that signs it in on the local server."""
+    team = Team(store.database, settings.secret_key)
+    if team.find(DEMO_ADMIN) is None:
+        team.add(DEMO_ADMIN, Role.ADMIN, name="Demo admin")
+    made = team.sign_in_token(DEMO_ADMIN)
+    assert made is not None
+    say(
+        f"desk:     admin account {DEMO_ADMIN}: run `newsletter serve --debug`, then open\n"
+        f"          {sign_in_url(LOCAL_DESK, made[1])}\n"
+        f"          (it works once, for 30 minutes; `newsletter editors link {DEMO_ADMIN} --base {LOCAL_DESK}` "
+        "prints another)"
+    )
 
 
 def _send(
