@@ -19,11 +19,11 @@ same text.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import difflib
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -48,7 +48,7 @@ from ruamel.yaml.scalarstring import (
 from ruamel.yaml.tokens import CommentToken
 
 from newsletter.content.loader import ISSUE_FILE, load_issue
-from newsletter.errors import ProblemsFound, UserError, display_path
+from newsletter.errors import UserError, display_path
 from newsletter.vocabulary import Vocabulary
 from newsletter.yamlfile import explain, load_yaml
 
@@ -63,6 +63,7 @@ DEFAULT_LAYOUT = (2, 4, 2)  # mapping, sequence, offset of the dash
 BLOCK_SCALARS = (LiteralScalarString, FoldedScalarString)
 QUOTED_SCALARS = (SingleQuotedScalarString, DoubleQuotedScalarString)
 _PYYAML = yaml.resolver.Resolver()
+_EMITTER = yaml.emitter.Emitter(io.StringIO(), allow_unicode=True)  # only its analysis of a text is used
 _TEXT_TAG = "tag:yaml.org,2002:str"
 _MISSING = object()
 
@@ -115,8 +116,11 @@ def edited_text(original_text: str, new_data: dict) -> str:
     if _same(old, new):
         return original_text
     document = _RoundTrip(text, ISSUE_FILE)
+    # A file of comments only (a fresh draft's notes) keeps them above the data.
+    notes = "".join(line for line in text.splitlines(True) if line.lstrip().startswith("#"))
+    head = notes if document.tree is None else ""
     document.tree = _Merger(document.shared).value(document.tree, old, new)
-    return document.dump().replace("\n", newline)
+    return (head + document.dump()).replace("\n", newline)
 
 
 def save_issue_file(path: Path, new_data: dict, expected_version: str, vocabulary: Vocabulary) -> IssueFile:
@@ -218,11 +222,13 @@ class _RoundTrip:
         self.layout = DEFAULT_LAYOUT
         self.tree = self._load()
         self.shared = _shared_nodes(self.tree)
-        self.layout = _layout(self.tree, text.splitlines()) or DEFAULT_LAYOUT
-        if not self.shared and isinstance(self.tree, (CommentedMap, CommentedSeq)):
-            _comments_to_following(self.tree)
-            if self.dump() != text:  # ruamel stored a comment where this module did not expect it
-                self.tree = self._load()
+        self.layout = _layout(self.tree, text.splitlines())
+        if not self.shared and _is_block(self.tree):
+            _comments_to_following(self.tree, text.splitlines())
+            if self.dump() != _one_newline(text):
+                raw = self._load()
+                if self._dump(raw) != self.dump():  # a comment ruamel keeps where this module did not look
+                    self.tree = raw
 
     def _yaml(self) -> YAML:
         handler = YAML(typ="rt")
@@ -245,19 +251,26 @@ class _RoundTrip:
             raise UserError(f"{self.shown}: not valid YAML: {error}") from None
 
     def dump(self) -> str:
-        """The tree as text ending in exactly one newline (a kept block `|+` at the end aside)."""
-        if self.tree is None:
+        return self._dump(self.tree)
+
+    def _dump(self, tree: Any) -> str:
+        """`tree` as text ending in exactly one newline (unless it ends in a block kept with `|+`)."""
+        if tree is None:
             return self.text
         stream = io.StringIO()
-        self._yaml().dump(self.tree, stream)
+        self._yaml().dump(tree, stream)
         text = stream.getvalue()
-        last = _last_value(self.tree)
+        last = _last_value(tree)
         if isinstance(last, BLOCK_SCALARS) and last.endswith("\n\n"):
             return text
-        return text.rstrip("\n") + "\n"
+        return _one_newline(text)
 
 
-def _layout(tree: Any, lines: list[str]) -> tuple[int, int, int] | None:
+def _one_newline(text: str) -> str:
+    return text.rstrip("\n") + "\n"
+
+
+def _layout(tree: Any, lines: list[str]) -> tuple[int, int, int]:
     """The file's indentation as ruamel takes it: (mapping, sequence, dash offset), from the first
     nested block mapping and block list under a key. The sample writes `  - kind:` under `sections:`,
     which is (2, 4, 2); ruamel's default, (2, 2, 0), would rewrite every list."""
@@ -353,44 +366,93 @@ def _last_value(tree: Any) -> Any:
     return collection[key]
 
 
-def _comments_to_following(tree: CommentedMap | CommentedSeq) -> None:
-    """Give the comment lines and blank lines between two entries to the second entry (ruamel hands
-    them to the first one's last value), and the file's closing comments to the document's end.
+def _comments_to_following(tree: CommentedMap | CommentedSeq, lines: list[str]) -> None:
+    """Give the comment lines and blank lines between two entries to the second entry, and the
+    file's closing comments to the document's end.
 
-    Then deleting an entry takes with it the comment above it, and moving one moves its comment.
+    ruamel keeps them after the first entry: in the comment slot of its innermost last value, or at
+    the end of the lists and mappings it ends with. Moved to the entry they precede, deleting an entry
+    takes the comment above it along, and moving one moves its comment. Comment lines indented deeper
+    than that entry stay where they are: they belong to the entry above (a field `newsletter new`
+    wrote commented out, at the end of a section). The comment above a list's first item stays at
+    the head of the list, which it may be about.
     """
     for collection, _key, value in [(None, None, tree), *_block_entries(tree)]:
         if not _is_block(value):
             continue
         keys = _keys(value)
-        for previous, following in zip(keys, keys[1:], strict=False):
-            lines = _take_following_lines(*_last_entry(value, previous))
-            if lines:
+        for previous, following in itertools.pairwise(keys):
+            moved = _take_following_lines(value, previous, _column(value, following, lines))
+            if moved:
                 slots = value.ca.items.setdefault(following, [None, None, None, None])
-                slots[1] = lines + (slots[1] or [])
+                slots[1] = moved + (slots[1] or [])
         if collection is None:
-            tree.ca.end = _take_following_lines(*_last_entry(value, keys[-1])) + list(tree.ca.end or [])
+            tree.ca.end = _take_following_lines(value, keys[-1], 0) + list(tree.ca.end or [])
 
 
-def _take_following_lines(collection: Any, key: Any) -> list[CommentToken]:
-    """Split the comment after `collection[key]` into its end-of-line comment (left in place) and the
-    whole lines after it (returned, one token a line, as ruamel writes comments before an entry)."""
+def _column(collection: Any, key: Any, lines: list[str]) -> int:
+    """Where the entry starts: its key's column, or a list item's dash."""
+    if isinstance(collection, CommentedMap):
+        return int(collection.lc.key(key)[1])
+    line, column = collection.lc.item(key)
+    before = lines[line][:column].rstrip() if line < len(lines) else ""
+    return len(before) - 1 if before.endswith("-") else int(column)
+
+
+def _take_following_lines(collection: Any, key: Any, column: int) -> list[CommentToken]:
+    """Take the whole lines after the entry `collection[key]`, from wherever ruamel keeps them, as
+    one token a line (as ruamel writes the comments before an entry); the end-of-line comment and
+    the comment lines indented deeper than `column` (and the lines between them) stay."""
+    chain = []
+    value = collection[key]
+    while _is_block(value):
+        chain.append(value)
+        collection, key = value, _keys(value)[-1]
+        value = collection[key]
     token = _after(collection, key)
-    if not isinstance(token, CommentToken) or not isinstance(token.value, str):
+    head: list[str] = []
+    after: list[tuple[str, int]] = []  # (text, indentation) of each whole line in the slot
+    if isinstance(token, CommentToken) and isinstance(token.value, str) and token.value:
+        raw = token.value.splitlines(keepends=True)
+        if isinstance(value, BLOCK_SCALARS):
+            # A block scalar ends its own line, so every line is whole; the first one's indentation
+            # is kept as the token's column, not in its text.
+            first = token.start_mark.column if token.start_mark and raw[0].strip() else 0
+            after = [(raw[0].strip(), first), *((line.strip(), _indent(line)) for line in raw[1:])]
+        else:
+            head, after = raw[:1], [(line.strip(), _indent(line)) for line in raw[1:]]
+    ends = [(block, token) for block in reversed(chain) for token in block.ca.end or []]
+    units = [(text, indentation) for text, indentation in after]
+    units += [(token.value.strip(), _token_column(token)) for _block, token in ends]
+    split = max(
+        (number + 1 for number, (text, depth) in enumerate(units) if text and depth > column), default=0
+    )
+    if split == len(units):
         return []
-    if isinstance(collection[key], BLOCK_SCALARS):
-        end_of_line, rest = "", token.value  # a block scalar ends its own line: every line is whole
-    else:
-        first, _newline, rest = token.value.partition("\n")
-        end_of_line = f"{first}\n" if first else ""
-    if not rest:
-        return []
-    _set_after(collection, key, CommentToken(end_of_line, token.start_mark) if end_of_line else None)
-    lines = []
-    for line in rest.splitlines():
-        text = line.lstrip(" ")
-        lines.append(CommentToken(f"{text}\n", CommentMark(len(line) - len(text) if text else 0)))
-    return lines
+    moved = [
+        CommentToken(f"{text}\n", CommentMark(indentation if text else 0))
+        for text, indentation in after[split:]
+    ]
+    if split < len(after) and token is not None:
+        kept = "".join(head + token.value.splitlines(keepends=True)[len(head) : len(head) + split])
+        replacement = CommentToken(kept, token.start_mark) if kept.strip() else None
+        _set_after(collection, key, replacement)
+        own = getattr(value, "ca", None)  # `[a, b]  # note` keeps the same comment on the list itself
+        if own is not None and own.comment and own.comment[0] is token:
+            own.comment[0] = replacement
+    for _block, end_token in ends[max(split - len(after), 0) :]:
+        moved.append(end_token)
+    for block in chain:
+        block.ca.end = [end for owner, end in ends[: max(split - len(after), 0)] if owner is block]
+    return moved
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" ")) if line.strip() else 0
+
+
+def _token_column(token: CommentToken) -> int:
+    return int(token.start_mark.column) if token.start_mark is not None else 0
 
 
 def _split_lines(slots: list | None) -> tuple[list, list]:
@@ -408,8 +470,9 @@ class _Merger:
     def __init__(self, shared: set[int]) -> None:
         self.shared = shared
 
-    def value(self, node: Any, old: Any, new: Any) -> Any:
-        """The node to write for `new` where `node` (whose data was `old`) stood."""
+    def value(self, node: Any, old: Any, new: Any, flow: bool = False) -> Any:
+        """The node to write for `new` where `node` (whose data was `old`) stood; `flow` when that
+        is inside `[...]` or `{...}`."""
         old = old if _fits(node, old) else _plain(node)
         new = _as_old_kind(old, new)
         if _same(old, new):
@@ -421,11 +484,12 @@ class _Merger:
             if isinstance(node, CommentedSeq) and isinstance(new, list):
                 self.sequence(node, old, new)
                 return node
-        return _build(new, like=node)
+        return _build(new, like=node, flow=flow)
 
     def mapping(self, node: CommentedMap, old: dict, new: dict) -> None:
         """Keys stay where they are; keys gone from `new` are deleted; new keys come last."""
         keys = {_key_text(key): key for key in node}
+        flow = bool(node.fa.flow_style())
         for text, key in keys.items():
             if text not in new:
                 del node[key]
@@ -433,11 +497,11 @@ class _Merger:
         for text, value in new.items():
             if text in keys:
                 key = keys[text]
-                merged = self.value(node[key], old.get(text, _MISSING), value)
+                merged = self.value(node[key], old.get(text, _MISSING), value, flow)
                 if merged is not node[key]:
                     node[key] = merged
             else:
-                node[_new_key(text)] = _build(value)
+                node[_new_key(text, flow)] = _build(value, flow=flow)
 
     def sequence(self, node: CommentedSeq, old: list, new: list) -> None:
         """Items are matched to the old ones (unchanged, then moved, then changed in their place);
@@ -447,20 +511,20 @@ class _Merger:
         items = list(node)
         slots = [node.ca.items.get(index) for index in range(len(items))]
         spacing = [_split_lines(slot)[0] for slot in slots]
+        flow = bool(node.fa.flow_style())
         merged: list[Any] = []
         comments: dict[int, list] = {}
         for index, (source, value) in enumerate(zip(sources, new, strict=True)):
             if source is None:
-                item, after, own = _build(value), None, []
+                item, after, own = _build(value, flow=flow), None, []
             else:
-                item = self.value(items[source], old[source], value)
+                item = self.value(items[source], old[source], value, flow)
                 after = (slots[source] or [None])[0]
                 own = _split_lines(slots[source])[1]
-            if index < len(items):
-                space = spacing[index]
-            else:
-                space = spacing[-1] if len(items) > 1 else []
-            lines = [*space, *own] if index else [*spacing[0], *own] if items else own
+            # an added item is spaced like the last one (not the first, which follows the key)
+            space = spacing[min(index, len(items) - 1)] if len(items) > 1 or index < len(items) else []
+            # a fresh token each time: ruamel writes one token object only once per dump
+            lines = [*(CommentToken(token.value, token.start_mark) for token in space), *own]
             if after is not None or lines:
                 comments[index] = [after, lines or None, None, None]
             merged.append(item)
@@ -506,44 +570,59 @@ def _fingerprint(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _build(value: Any, like: Any = None) -> Any:
-    """A new ruamel node for plain `value`; `like` is the node it replaces, whose style it keeps."""
+def _build(value: Any, like: Any = None, flow: bool = False) -> Any:
+    """A new ruamel node for plain `value`; `like` is the node it replaces, whose style it keeps;
+    `flow` when it goes inside `[...]` or `{...}`."""
     if isinstance(value, dict):
-        return CommentedMap((_new_key(str(key)), _build(item)) for key, item in value.items())
+        return CommentedMap(
+            (_new_key(str(key), flow), _build(item, flow=flow)) for key, item in value.items()
+        )
     if isinstance(value, list):
-        sequence = CommentedSeq(_build(item) for item in value)
         short = all(isinstance(item, (str, int, float)) and "\n" not in str(item) for item in value)
         if isinstance(like, CommentedSeq):
-            flow = bool(like.fa.flow_style())
+            inline = bool(like.fa.flow_style())
         else:
-            flow = short and sum(len(str(item)) + 2 for item in value) <= FLOW_LIST_CHARS
-        if flow and short:
+            inline = flow or sum(len(str(item)) + 2 for item in value) <= FLOW_LIST_CHARS
+        inline = inline and (short or flow)
+        sequence = CommentedSeq(_build(item, flow=inline) for item in value)
+        if inline:
             sequence.fa.set_flow_style()
         else:
             sequence.fa.set_block_style()
         return sequence
     if isinstance(value, str):
-        return _text(value, like)
+        return _text(value, like, flow)
     return value
 
 
-def _text(text: str, like: Any) -> Any:
-    """A string written the way its old node was: `|` or `>` stays a block, quotes stay quotes. A
-    string with a line break becomes a `|` block. Text PyYAML would read as something else (`yes`,
-    `1:20`) is quoted, as the loader reads with PyYAML's rules, not ruamel's."""
-    if isinstance(like, BLOCK_SCALARS):
+def _text(text: str, like: Any, flow: bool = False) -> Any:
+    """A string written the way its old node was: `|` or `>` stays a block, quotes stay quotes. Other
+    text with a line break becomes a `|` block; text that cannot go plain goes in double quotes, as
+    the sample issue and `newsletter new` write it (ruamel would pick single quotes)."""
+    if not flow and isinstance(like, BLOCK_SCALARS):
         return type(like)(text)
-    if "\n" in text:
+    if not flow and "\n" in text:
         return LiteralScalarString(text)
     if isinstance(like, QUOTED_SCALARS):
         return type(like)(text)
-    if _PYYAML.resolve(yaml.ScalarNode, text, (True, False)) != _TEXT_TAG:
-        return DoubleQuotedScalarString(text)
-    return text
+    return text if _plain_is_safe(text, flow) else DoubleQuotedScalarString(text)
 
 
-def _new_key(text: str) -> Any:
-    return text if _PYYAML.resolve(yaml.ScalarNode, text, (True, False)) == _TEXT_TAG else DoubleQuotedScalarString(text)
+def _new_key(text: str, flow: bool = False) -> Any:
+    return text if _plain_is_safe(text, flow) else DoubleQuotedScalarString(text)
+
+
+def _plain_is_safe(text: str, flow: bool) -> bool:
+    """Whether `text` can be written without quotes and read back as this text by PyYAML, which the
+    loader uses: ruamel follows YAML 1.2, where `yes`, `on` and `1:20` are text, not so PyYAML."""
+    analysis = _EMITTER.analyze_scalar(text)
+    allowed = analysis.allow_flow_plain if flow else analysis.allow_block_plain
+    return allowed and not analysis.empty and not analysis.multiline and _reads_as_text(text)
+
+
+def _reads_as_text(text: str) -> bool:
+    """Whether PyYAML (which the loader uses) reads `text`, written plain, as text."""
+    return _PYYAML.resolve(yaml.ScalarNode, text, (True, False)) == _TEXT_TAG
 
 
 def _key_text(key: Any) -> str:
@@ -592,7 +671,7 @@ def _as_old_kind(old: Any, new: Any) -> Any:
     """A form sends text: `2023-10-20` where the file had a date stays a date, `true` a true."""
     if not isinstance(new, str) or not isinstance(old, (bool, int, float, dt.date)) or "\n" in new:
         return new
-    if _PYYAML.resolve(yaml.ScalarNode, new.strip(), (True, False)) == _TEXT_TAG:
+    if _reads_as_text(new.strip()):
         return new
     try:
         value = yaml.safe_load(new.strip())
@@ -633,7 +712,3 @@ def _plain(node: Any, open_nodes: frozenset[int] = frozenset()) -> Any:
     if isinstance(node, dt.date):
         return dt.date(node.year, node.month, node.day)
     return node
-
-
-__all__ = ["Conflict", "IssueFile", "ProblemsFound", "edited_text", "read_issue_file", "save_issue_file"]
-_ = dataclasses  # the frozen dataclass above is the API the desk relies on

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     String,
     Update,
@@ -203,6 +204,21 @@ CLAIMED_TOPICS = {
 }
 
 
+TOPICS_AT_A_TIME = 500  # SQLite limits the parameters of one statement
+
+
+def member_topics(connection: Connection, member_ids: list[int]) -> dict[int, list[str]]:
+    """The topic slugs each of these members chose: the worker's one read of them, which the
+    preview and test sends use too, so they see exactly what the worker will."""
+    statement = CLAIMED_TOPICS[connection.dialect.name == "postgresql"]
+    topics: dict[int, list[str]] = {}
+    for start in range(0, len(member_ids), TOPICS_AT_A_TIME):
+        chosen = connection.execute(statement, {"ids": member_ids[start : start + TOPICS_AT_A_TIME]}).all()
+        for subscriber_id, slug in chosen:
+            topics.setdefault(subscriber_id, []).append(slug)
+    return topics
+
+
 def _lease(status: DeliveryStatus, postgres: bool) -> Update:
     """One pass of the claim: lease up to `limit` of one campaign's due rows in one status.
 
@@ -289,9 +305,7 @@ def claim(session: Session, worker: str, limit: int, lease_seconds: float) -> li
         member[0]: member
         for member in connection.execute(CLAIMED_MEMBERS[postgres], {"ids": member_ids}).all()
     }
-    topics: dict[int, list[str]] = {}
-    for subscriber_id, slug in connection.execute(CLAIMED_TOPICS[postgres], {"ids": member_ids}).all():
-        topics.setdefault(subscriber_id, []).append(slug)
+    topics = member_topics(connection, member_ids)
     return [
         Claimed(
             delivery_id=delivery_id,

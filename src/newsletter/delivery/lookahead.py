@@ -62,14 +62,9 @@ def _profiles(session: Session, where: ColumnElement[bool]) -> list[Profile]:
         .where(where)
         .order_by(Subscriber.id)
     ).all()
-    chosen: dict[int, list[str]] = defaultdict(list)
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), 500):  # bounded IN lists: SQLite limits parameters per statement
-        # The worker's own read of members' topics, so the preview sees exactly what it will.
-        for subscriber_id, slug in session.execute(ledger.CLAIMED_TOPICS, {"ids": ids[start : start + 500]}):
-            chosen[subscriber_id].append(slug)
+    chosen = ledger.member_topics(session.connection(), [row.id for row in rows])
     return [
-        Profile(row.email, tuple(sorted(chosen[row.id])), row.region, row.format == Format.TEXT)
+        Profile(row.email, tuple(sorted(chosen.get(row.id, ()))), row.region, row.format == Format.TEXT)
         for row in rows
     ]
 
