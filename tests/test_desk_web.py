@@ -4,60 +4,21 @@ mail going to a real SMTP server; the issues live in a copy of the sample issues
 
 from __future__ import annotations
 
-import re
-import shutil
-
 import pytest
 
+from desk_support import ADMIN, CONTRIBUTOR, add_team, csrf_of, emailed_link, open_desk, sign_in
 from newsletter.db.models import Role
-from newsletter.team import Team
-from web_support import BASE_URL, CSRF_INPUT, REPO_ROOT, open_site
-
-DESK_LINK = re.compile(re.escape(BASE_URL) + r"(/desk/sign-in/[A-Za-z0-9._-]+)")
-ADMIN = "ann.admin@example.org"
-CONTRIBUTOR = "cat.contributor@example.org"
+from web_support import CSRF_INPUT
 
 
 @pytest.fixture
 def site(database_url, tmp_path):
-    issues = tmp_path / "issues"
-    shutil.copytree(REPO_ROOT / "issues", issues)
-    yield from open_site(database_url, issues_dir=issues)
+    yield from open_desk(database_url, tmp_path)
 
 
 @pytest.fixture
 def team(site):
-    team = Team(site.store.database, site.settings.secret_key)
-    team.add(ADMIN, Role.ADMIN, name="Ann Admin")
-    team.add(CONTRIBUTOR, Role.CONTRIBUTOR)
-    return team
-
-
-def emailed_link(site, to: str, count: int) -> str:
-    [message] = [m for m in site.mail(count) if m["To"].addresses[0].addr_spec == to][-1:]
-    text = message.get_body(("plain",)).get_content()
-    [path] = set(DESK_LINK.findall(text))
-    assert path in message.get_body(("html",)).get_content()
-    return path
-
-
-def sign_in(site, email: str, count: int = 1, client=None) -> None:
-    """Ask for a link, open it, press the button: as a person does."""
-    client = client or site.client
-    page = client.get("/desk/sign-in")
-    token = CSRF_INPUT.search(page.text).group(1)
-    asked = client.post("/desk/sign-in", data={"csrf_token": token, "email": email})
-    assert asked.status_code == 200 and "Check your email" in asked.text
-    link = emailed_link(site, email, count)
-    opened = client.get(link)
-    assert opened.status_code == 200 and "the editor's desk as <strong>" in opened.text
-    token = CSRF_INPUT.search(opened.text).group(1)
-    done = client.post(link, data={"csrf_token": token})
-    assert done.status_code == 302 and done.headers["Location"].endswith("/desk/")
-
-
-def csrf_of(client, path: str) -> str:
-    return CSRF_INPUT.search(client.get(path).text).group(1)
+    return add_team(site)
 
 
 def test_an_emailed_link_signs_in_once_and_the_desk_lists_the_issues(site, team):
