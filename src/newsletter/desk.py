@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from sqlalchemy import select
 
 from newsletter.content.loader import ISSUE_FILE, SLUG, not_a_slug
 from newsletter.content.scaffold import create_issue
-from newsletter.db.database import Database
 from newsletter.db.models import Campaign, CampaignStatus
+from newsletter.delivery import campaigns
+from newsletter.delivery.campaigns import SendPlan
+from newsletter.delivery.service import Sending
 from newsletter.errors import UserError
 from newsletter.team import Account, Action, Team
 
@@ -35,6 +38,7 @@ class Stage(enum.StrEnum):
     SENT = "sent"
 
 
+VERSION_MARK = "version "  # how an approval names the file it approved, in its history line
 # What the desk's history says moved an issue along before it had campaigns.
 REVIEW_ACTIONS = {"submitted": Stage.IN_REVIEW, "approved": Stage.APPROVED, "sent back": Stage.DRAFT}
 CAMPAIGN_STAGES = {
@@ -69,12 +73,31 @@ def _heading(path: Path) -> tuple[str, dt.date | None]:
     return (str(title) if title else ""), (issue_date if isinstance(issue_date, dt.date) else None)
 
 
-class Desk:
-    """The issues in `issues_dir`, with the team's history and the campaigns in `database`."""
+class FieldProblem(UserError):
+    """What is wrong with one field of a desk form (`field`: its name), to show next to it."""
 
-    def __init__(self, issues_dir: Path, database: Database, team: Team) -> None:
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _allow(by: Account, action: Action) -> None:
+    """The server's check, whatever the pages show: `PermissionError` when the role may not."""
+    if not by.may(action):
+        raise PermissionError(f"{by.role.value} may not {action.value}")
+
+
+def _words(note: str) -> str:
+    return " ".join(note.split())[:900]
+
+
+class Desk:
+    """The issues in `issues_dir`, with the team's history, and campaigns through `sending`."""
+
+    def __init__(self, issues_dir: Path, sending: Sending, team: Team) -> None:
         self.issues_dir = issues_dir
-        self.database = database
+        self.sending = sending
+        self.database = sending.store.database
         self.team = team
 
     def issues(self) -> list[IssueSummary]:
@@ -100,8 +123,7 @@ class Desk:
 
     def start(self, slug: str, like: str | None, by: Account) -> Path:
         """A new draft `slug`, laid out like the issue `like` or from the skeleton (`newsletter new`)."""
-        if not by.may(Action.DRAFT):
-            raise PermissionError("drafting")
+        _allow(by, Action.DRAFT)
         like_path = None
         if like:
             if not SLUG.fullmatch(like):  # a name, never a path: the pages pass what a browser sent
@@ -113,12 +135,127 @@ class Desk:
         self.team.record(by, "drafted", issue_slug=slug, details=f"laid out like {like}" if like else "")
         return path
 
+    # --- review: submit, approve, send back ---------------------------------------------------------
+
+    def submit(self, slug: str, by: Account, note: str = "") -> None:
+        """Send a draft for review; it must pass `newsletter check` (raises `ProblemsFound`)."""
+        _allow(by, Action.SUBMIT)
+        self._require(slug, {Stage.DRAFT}, "submitted")
+        self.sending.editor.check(slug).raise_for_problems()
+        self.team.record(by, "submitted", issue_slug=slug, details=_words(note))
+
+    def approve(self, slug: str, by: Account) -> None:
+        """Approve the issue as its file is now: a later change to the file needs approving again."""
+        _allow(by, Action.APPROVE)
+        self._require(slug, {Stage.IN_REVIEW}, "approved")
+        self.sending.editor.check(slug).raise_for_problems()
+        self.team.record(by, "approved", issue_slug=slug, details=f"{VERSION_MARK}{self.version(slug)}")
+
+    def send_back(self, slug: str, by: Account, note: str) -> None:
+        """Return an issue in review (or approved) to its drafters, saying what to change."""
+        _allow(by, Action.APPROVE)
+        if not note.strip():
+            raise UserError("note: say what needs changing, so the drafters know what to do")
+        self._require(slug, {Stage.IN_REVIEW, Stage.APPROVED}, "sent back")
+        self.team.record(by, "sent back", issue_slug=slug, details=_words(note))
+
+    # --- sending ---------------------------------------------------------------------------------------
+
+    def test_send(self, slug: str, by: Account, as_email: str | None = None) -> dict[str, str]:
+        """A [TEST] copy to the signed-in editor, as a given member would get it when `as_email`."""
+        _allow(by, Action.TEST_SEND)
+        results = self.sending.send_test(slug, [by.email], as_email or None)
+        self.team.record(
+            by,
+            "test-sent",
+            issue_slug=slug,
+            details=f"to {by.email}" + (f" as {as_email}" if as_email else ""),
+        )
+        return results
+
+    def plan(self, slug: str, audiences: list[str], at: str, by: Account) -> SendPlan:
+        """What scheduling would do (count, subject, time), nothing written: the editor confirms it.
+        Only an approved issue whose file has not changed since can be scheduled."""
+        _allow(by, Action.SCHEDULE)
+        if self.stage(slug) is not Stage.APPROVED:
+            raise UserError(
+                f"{slug}: only an approved issue can be scheduled; it is {self.stage(slug).value}"
+            )
+        if not audiences:
+            raise FieldProblem("to", "choose at least one segment or list to send it to")
+        known = set(self.sending.store.segments.by_name) | set(self.sending.store.vocabulary.lists)
+        unknown = [name for name in audiences if name not in known]
+        if unknown:
+            raise FieldProblem("to", f"no segment or list called {', '.join(unknown)}")
+        if not at.strip():
+            raise FieldProblem("when", "give the day and the time to send it")
+        timezone = self.sending.settings.timezone
+        try:
+            campaigns.refuse_past(campaigns.parse_when(at, timezone, "when"), at, timezone, name="when")
+        except UserError as error:
+            raise FieldProblem("when", str(error)) from None
+        return self.sending.plan(slug, audiences, at)
+
+    def schedule(self, slug: str, audiences: list[str], at: str, by: Account) -> Campaign:
+        """Schedule the approved issue to `audiences` at `at` (the network's time zone)."""
+        planned = self.plan(slug, audiences, at, by)
+        campaign = self.sending.schedule(planned)
+        self.team.record(
+            by,
+            "scheduled",
+            issue_slug=slug,
+            campaign_id=campaign.id,
+            details=f"to {', '.join(planned.audiences)} ({planned.to_send:,} members)",
+        )
+        return campaign
+
+    def steer(self, campaign_id: int, action: Action, by: Account) -> Campaign:
+        """Pause, resume or cancel a campaign, and say so in its issue's history."""
+        _allow(by, action)
+        words = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"}
+        campaign = self.sending.steer(campaign_id, words[action])
+        done = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.CANCEL: "cancelled"}[action]
+        self.team.record(by, done, issue_slug=campaign.issue_slug, campaign_id=campaign_id)
+        return campaign
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def path(self, slug: str) -> Path:
+        if not SLUG.fullmatch(slug):
+            raise not_a_slug(slug)
+        path = self.issues_dir / slug / ISSUE_FILE
+        if not path.is_file():
+            raise UserError(f"there is no issue {slug!r}")
+        return path
+
+    def version(self, slug: str) -> str:
+        """The issue file's version, as approval records it: a hex SHA-256 of its bytes."""
+        return hashlib.sha256(self.path(slug).read_bytes()).hexdigest()
+
+    def _require(self, slug: str, stages: set[Stage], doing: str) -> None:
+        stage = self.stage(slug)
+        if stage not in stages:
+            raise UserError(f"{slug} is {stage.value}: it cannot be {doing} now")
+
+    def _current_version(self, slug: str) -> str | None:
+        try:
+            return self.version(slug)
+        except UserError:
+            return None
+
     def _stages(self) -> dict[str, Stage]:
-        """Each issue's stage: its furthest campaign, else the last review step in the history."""
+        """Each issue's stage: its furthest campaign, else the last review step in the history (an
+        approval counts only while the file is as it was approved)."""
         stages: dict[str, Stage] = {}
+        approved: dict[str, str] = {}
         for event in reversed(self.team.history(limit=10_000)):  # oldest first: the last step wins
             if event.issue_slug and event.action in REVIEW_ACTIONS:
                 stages[event.issue_slug] = REVIEW_ACTIONS[event.action]
+                if event.action == "approved":
+                    approved[event.issue_slug] = event.details.removeprefix(VERSION_MARK)
+        for slug, version in approved.items():  # changed since it was approved: to be reviewed again
+            if stages.get(slug) is Stage.APPROVED and self._current_version(slug) != version:
+                stages[slug] = Stage.IN_REVIEW
         order = list(Stage)
         with self.database.session() as session:
             for slug, status in session.execute(select(Campaign.issue_slug, Campaign.status)):

@@ -36,6 +36,11 @@ class CheckedIssue:
     # shown by `check`, never a reason to refuse.
     warnings: list[Problem] = field(default_factory=list)
 
+    def raise_for_problems(self) -> None:
+        """Refuse to go on with an issue `check` finds problems in (`ProblemsFound` lists them all)."""
+        if self.problems:
+            raise ProblemsFound(self.problems)
+
     def summary(self) -> str:
         """One line for a clean check: what is in the issue and how big the email is."""
         items = sum(len(getattr(section, "items", ())) or 1 for section in self.issue.sections)

@@ -18,7 +18,7 @@ from newsletter.audience.store import Store
 from newsletter.db.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
 from newsletter.delivery import ledger
 from newsletter.editor import Editor
-from newsletter.errors import ProblemsFound, UserError
+from newsletter.errors import UserError
 
 STARTED_WITHIN_SECONDS = 30  # a running worker starts a due campaign well within this
 WHEN_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -67,8 +67,9 @@ class CampaignReport:
         return sum(self.counts.get(status.value, 0) for status in ledger.FINISHED)
 
 
-def parse_when(text: str, timezone: str) -> dt.datetime:
-    """`2023-10-20 09:00` in the configured zone (Europe/London: GMT or BST as the date has it) -> UTC."""
+def parse_when(text: str, timezone: str, name: str = "--at") -> dt.datetime:
+    """`2023-10-20 09:00` in the configured zone (Europe/London: GMT or BST as the date has it) -> UTC.
+    `name` is what the user typed it into, for the messages (the CLI's option, the desk's field)."""
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -86,16 +87,18 @@ def parse_when(text: str, timezone: str) -> dt.datetime:
         except ValueError:
             continue
     else:
-        raise UserError(f"--at '{text}': write the time as YYYY-MM-DD HH:MM, for example 2023-10-20 09:00")
+        raise UserError(f"{name} '{text}': write the time as YYYY-MM-DD HH:MM, for example 2023-10-20 09:00")
     aware = local.replace(tzinfo=zone)
     # A time that does not exist (the hour skipped when clocks go forward) is refused, not guessed.
     if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != local:
-        raise UserError(f"--at '{text}': that time does not exist in {timezone} (the clocks go forward then)")
+        raise UserError(
+            f"{name} '{text}': that time does not exist in {timezone} (the clocks go forward then)"
+        )
     # Nor is a time that happens twice (the hour repeated when clocks go back): say which one.
     first, second = aware.utcoffset(), aware.replace(fold=1).utcoffset()
     if first != second:
         raise UserError(
-            f"--at '{text}': that time happens twice in {timezone} (the clocks go back then); "
+            f"{name} '{text}': that time happens twice in {timezone} (the clocks go back then); "
             f"add the UTC offset you mean: '{text} {_offset(first)}' or '{text} {_offset(second)}'"
         )
     return aware.astimezone(dt.UTC).replace(tzinfo=None)
@@ -138,8 +141,7 @@ def plan(
     if not audiences:
         raise UserError("say who to send to: --to SEGMENT_OR_LIST (one or more)")
     checked = editor.check(slug)
-    if checked.problems:
-        raise ProblemsFound(checked.problems)
+    checked.raise_for_problems()
     store.ready()
     where = store.audience(audiences)
     count = select(func.count()).select_from(Subscriber)
@@ -202,15 +204,18 @@ def schedule(store: Store, planned: SendPlan) -> Campaign:
     return campaign
 
 
-def refuse_past(send_at: dt.datetime, text: str, timezone: str, now: dt.datetime | None = None) -> None:
+def refuse_past(
+    send_at: dt.datetime, text: str, timezone: str, now: dt.datetime | None = None, name: str = "--at"
+) -> None:
     """`--at` earlier than the current minute would go out at once: surely not what was meant."""
     now = now or utcnow()
     if send_at < now.replace(second=0, microsecond=0):
         zone = ZoneInfo(timezone)
         local = now.replace(tzinfo=dt.UTC).astimezone(zone)
+        instead = ", or leave out --at to send now" if name == "--at" else ""
         raise UserError(
-            f"--at '{text}' is in the past: it is now {local:%Y-%m-%d %H:%M} in {timezone}; "
-            "give a later time, or leave out --at to send now"
+            f"{name} '{text}' is in the past: it is now {local:%Y-%m-%d %H:%M} in {timezone}; "
+            f"give a later time{instead}"
         )
 
 

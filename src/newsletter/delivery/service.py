@@ -19,7 +19,7 @@ from newsletter.delivery.message import PreparedMessage, Recipient
 from newsletter.delivery.outbound import Outbound
 from newsletter.delivery.worker import WorkerStats
 from newsletter.editor import Editor
-from newsletter.errors import ProblemsFound, UserError
+from newsletter.errors import UserError
 from newsletter.schedule import schedule_campaign, unschedule_campaign
 from newsletter.settings import Settings
 
@@ -96,8 +96,7 @@ class Sending:
         from newsletter.audience import addresses as address_rules
 
         checked = self.editor.check(slug)
-        if checked.problems:
-            raise ProblemsFound(checked.problems)
+        checked.raise_for_problems()
         try:
             normal = [address_rules.normalise(address) for address in addresses]
         except address_rules.InvalidAddress as error:

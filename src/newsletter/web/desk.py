@@ -17,9 +17,11 @@ from typing import Any, TypeVar, cast
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     g,
     get_flashed_messages,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -28,9 +30,12 @@ from flask import (
 from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
 
 from newsletter.audience import addresses
+from newsletter.audience.service import Audience
 from newsletter.content.loader import SLUG
-from newsletter.desk import Desk, Stage
-from newsletter.errors import UserError
+from newsletter.delivery.campaigns import CampaignReport
+from newsletter.delivery.service import Sending
+from newsletter.desk import Desk, FieldProblem, Stage
+from newsletter.errors import Problem, ProblemsFound, UserError
 from newsletter.team import (
     ROLE_WORDS,
     SESSION_SECONDS,
@@ -59,8 +64,13 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def desk() -> Desk:
-    here = site()
-    return Desk(here.settings.issues_dir, here.store.database, here.team)
+    """The app's one `Desk` (its `Sending` loads the theme and vocabulary once), made on first use."""
+    found = current_app.extensions.get("newsletter.desk")
+    if found is None:
+        here = site()
+        sending = Sending(here.settings, here.store)  # the app's Store: closed with the app, not here
+        found = current_app.extensions["newsletter.desk"] = Desk(here.settings.issues_dir, sending, here.team)
+    return cast(Desk, found)
 
 
 def _cookie_name() -> str:
@@ -246,12 +256,201 @@ def new_issue() -> tuple[str, int] | Response:
 @blueprint.get("/issues/<slug>")
 @requires(Action.DRAFT)
 def issue(slug: str) -> tuple[str, int]:
-    slug = _slug(slug)
+    return issue_page(_slug(slug))
+
+
+def issue_page(slug: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    """The issue's page: where it stands, what the signed-in account may do next, its history."""
+    here = site()
     listed = {summary.slug: summary for summary in desk().issues()}
     if slug not in listed:
         raise NotFound()
-    history = site().team.history(issue_slug=slug)
-    return page("desk/issue.html.j2", heading=listed[slug].title or slug, issue=listed[slug], history=history)
+    if "problems" not in values:
+        values["problems"] = _problems(slug)
+    values.setdefault("note", " ".join(get_flashed_messages()))
+    values.setdefault("errors", {})
+    values.setdefault("chosen", {})
+    audience = Audience(here.store)
+    return page(
+        "desk/issue.html.j2",
+        status,
+        heading=listed[slug].title or slug,
+        issue=listed[slug],
+        history=here.team.history(issue_slug=slug),
+        campaigns=[report for report in desk().sending.campaigns() if report.campaign.issue_slug == slug],
+        segments=audience.segment_counts(),
+        lists=audience.list_counts(),
+        timezone=here.settings.timezone,
+        **values,
+    )
+
+
+def _problems(slug: str) -> list[Problem]:
+    """What `newsletter check` finds in the issue: a draft that does not load yet has problems too."""
+    try:
+        return desk().sending.editor.check(slug).problems
+    except ProblemsFound as found:
+        return found.problems
+
+
+def _account() -> Account:
+    account = signed_in()
+    assert account is not None  # `requires` let the request through
+    return account
+
+
+def _step(slug: str, done: str, act: Callable[[], object]) -> tuple[str, int] | Response:
+    """Do one review step; back to the issue's page (by a redirect) saying so, or with what stopped it."""
+    try:
+        act()
+    except ProblemsFound as found:
+        return issue_page(slug, 400, problems=found.problems, problem=f"Not {done}: fix these first.")
+    except UserError as error:
+        return issue_page(slug, 400, problem=str(error))
+    flash(f"{slug} {done}.")
+    return redirect(url_for("desk.issue", slug=slug))
+
+
+@blueprint.post("/issues/<slug>/submit")
+@requires(Action.SUBMIT)
+def submit(slug: str) -> tuple[str, int] | Response:
+    slug = _slug(slug)
+    return _step(
+        slug, "submitted for review", lambda: desk().submit(slug, _account(), request.form.get("note", ""))
+    )
+
+
+@blueprint.post("/issues/<slug>/approve")
+@requires(Action.APPROVE)
+def approve(slug: str) -> tuple[str, int] | Response:
+    slug = _slug(slug)
+    return _step(slug, "approved", lambda: desk().approve(slug, _account()))
+
+
+@blueprint.post("/issues/<slug>/send-back")
+@requires(Action.APPROVE)
+def send_back(slug: str) -> tuple[str, int] | Response:
+    slug = _slug(slug)
+    note = request.form.get("note", "")
+    try:
+        desk().send_back(slug, _account(), note)
+    except UserError as error:
+        return issue_page(slug, 400, errors={"note": str(error)})
+    flash(f"{slug} sent back to its drafters.")
+    return redirect(url_for("desk.issue", slug=slug))
+
+
+@blueprint.post("/issues/<slug>/test-send")
+@requires(Action.TEST_SEND)
+def test_send(slug: str) -> tuple[str, int] | Response:
+    slug = _slug(slug)
+    as_email = " ".join(request.form.get("as_email", "").split()) or None
+    try:
+        results = desk().test_send(slug, _account(), as_email)
+    except ProblemsFound as found:
+        return issue_page(slug, 400, problems=found.problems, problem="Not sent: fix these first.")
+    except UserError as error:
+        return issue_page(slug, 400, errors={"as_email": str(error)}, chosen={"as_email": as_email or ""})
+    [(address, result)] = results.items()
+    flash(f"Test copy to {address}: {result}")
+    return redirect(url_for("desk.issue", slug=slug))
+
+
+@blueprint.post("/issues/<slug>/schedule")
+@requires(Action.SCHEDULE)
+def schedule(slug: str) -> tuple[str, int] | Response:
+    """First the confirmation (count, subject, time), then, confirmed, the campaign."""
+    slug = _slug(slug)
+    audiences = [name for name in request.form.getlist("to") if name]
+    when = f"{request.form.get('when_date', '').strip()} {request.form.get('when_time', '').strip()}".strip()
+    chosen = {
+        "to": audiences,
+        "when_date": request.form.get("when_date", ""),
+        "when_time": request.form.get("when_time", ""),
+    }
+    try:
+        if request.form.get("confirmed") != "yes":
+            planned = desk().plan(slug, audiences, when, _account())
+            return page(
+                "desk/confirm.html.j2",
+                heading=f"Schedule {slug}?",
+                slug=slug,
+                planned=planned,
+                chosen=chosen,
+                when_local=when,
+                timezone=site().settings.timezone,
+            )
+        campaign = desk().schedule(slug, audiences, when, _account())
+    except ProblemsFound as found:
+        return issue_page(slug, 400, problems=found.problems, problem="Not scheduled: fix these first.")
+    except FieldProblem as problem:
+        return issue_page(slug, 400, errors={problem.field: str(problem)}, chosen=chosen)
+    except UserError as error:
+        return issue_page(slug, 400, problem=str(error), chosen=chosen)
+    flash(f"Campaign {campaign.id} scheduled.")
+    return redirect(url_for("desk.campaign", campaign_id=campaign.id))
+
+
+# --- Campaigns -------------------------------------------------------------------------------------------
+
+
+def _report(campaign_id: int) -> CampaignReport:
+    try:
+        return desk().sending.status(campaign_id)
+    except UserError:
+        raise NotFound() from None
+
+
+@blueprint.get("/campaigns/<int:campaign_id>")
+@requires(Action.DRAFT)
+def campaign(campaign_id: int) -> tuple[str, int]:
+    report = _report(campaign_id)
+    return page(
+        "desk/campaign.html.j2",
+        heading=f"Campaign {campaign_id}: {report.campaign.issue_slug}",
+        report=report,
+        progress=progress_of(report),
+        troubles=desk().sending.troubles(campaign_id),
+        note=" ".join(get_flashed_messages()),
+    )
+
+
+@blueprint.get("/campaigns/<int:campaign_id>/progress")
+@requires(Action.DRAFT)
+def campaign_progress(campaign_id: int) -> Response:
+    """The figures the campaign page shows, for its script to update them without a reload."""
+    response = jsonify(progress_of(_report(campaign_id)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def progress_of(report: CampaignReport) -> dict[str, Any]:
+    """What a campaign's page shows of its progress, in words and numbers."""
+    left = report.seconds_left
+    return {
+        "state": report.state,
+        "status": report.campaign.status.value,
+        "total": report.total,
+        "done": report.done,
+        "counts": report.counts,
+        "rate": f"{report.rate_per_second:,.1f} a second" if report.rate_per_second else "–",
+        "left": f"about {max(1, round(left / 60))} minutes" if left else "–",
+        "finished": report.campaign.status.value in ("sent", "cancelled"),
+    }
+
+
+@blueprint.post("/campaigns/<int:campaign_id>/<any(pause, resume, cancel):action>")
+@requires(Action.DRAFT)  # each action's own permission is checked below, on the server
+def steer(campaign_id: int, action: str) -> tuple[str, int] | Response:
+    wanted = Action(action)
+    account = _account()
+    if not account.may(wanted):
+        raise Forbidden()
+    try:
+        desk().steer(campaign_id, wanted, account)
+    except UserError as error:
+        flash(str(error))
+    return redirect(url_for("desk.campaign", campaign_id=campaign_id))
 
 
 # --- The team --------------------------------------------------------------------------------------------
