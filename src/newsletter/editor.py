@@ -6,6 +6,7 @@ script (or a test) can do what `newsletter check` does without a shell.
 
 from __future__ import annotations
 
+import html
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,16 @@ from newsletter.render.lint import image_warnings, lint, lint_draft, markdown_wa
 from newsletter.render.web import WebRenderer
 from newsletter.settings import Settings
 from newsletter.vocabulary import Vocabulary
+
+
+def text_only_page(label: str) -> str:
+    """What a preview's email pane shows for members who chose plain text: they get no HTML part."""
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Plain text only</title>"
+        "<body style='font:16px/1.5 system-ui,sans-serif;padding:1em'><p>"
+        f"{html.escape(label)} chose plain text: they get no HTML part. Their email is the plain-text part "
+        "shown beside this.</p></body></html>"
+    )
 
 
 @dataclass(frozen=True)

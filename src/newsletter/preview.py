@@ -9,7 +9,6 @@ problems above it.
 
 from __future__ import annotations
 
-import html
 import json
 import threading
 import time
@@ -23,15 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 import jinja2
 
 from newsletter.content.model import Issue
-from newsletter.editor import CheckedIssue, Editor
+from newsletter.editor import CheckedIssue, Editor, text_only_page
 from newsletter.errors import ProblemsFound, UserError
 
 PAGE = "index.html.j2"
-TEXT_ONLY_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>Plain text only</title>"
-    "<body style='font:16px/1.5 system-ui,sans-serif;padding:1em'><p>{label} chose plain text: "
-    "they get no HTML part. Their email is the plain-text part shown beside this.</p></body></html>"
-)
 
 
 @dataclass(frozen=True)
@@ -117,11 +111,7 @@ class PreviewState:
         views = []
         for personal in self.personalise(checked.issue):
             edition = self.editor.renderer.render(personal.issue, with_html=not personal.text_only)
-            page = (
-                TEXT_ONLY_PAGE.format(label=html.escape(personal.label))
-                if personal.text_only
-                else edition.html
-            )
+            page = text_only_page(personal.label) if personal.text_only else edition.html
             views.append(View(personal.label, page, edition.text))
         return views
 

@@ -11,6 +11,7 @@ the account and its `session_epoch`, so removing the account or signing out ever
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -35,6 +36,7 @@ from newsletter.content.loader import SLUG
 from newsletter.delivery.campaigns import CampaignReport
 from newsletter.delivery.service import Sending
 from newsletter.desk import Desk, FieldProblem, Stage
+from newsletter.editor import text_only_page
 from newsletter.errors import Problem, ProblemsFound, UserError
 from newsletter.team import (
     ROLE_WORDS,
@@ -49,6 +51,7 @@ from newsletter.web.app import site
 from newsletter.web.outbox import Letter
 from newsletter.web.pages import too_many
 from newsletter.web.ratelimit import Limit
+from newsletter.web.security import EMAIL_POLICY
 
 blueprint = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -389,6 +392,111 @@ def schedule(slug: str) -> tuple[str, int] | Response:
         return issue_page(slug, 400, problem=str(error), chosen=chosen)
     flash(f"Campaign {campaign.id} scheduled.")
     return redirect(url_for("desk.campaign", campaign_id=campaign.id))
+
+
+# --- Preview ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewChoice:
+    """Whose email the preview shows: the whole issue, one member's (`as_email`), or one of the
+    distinct emails a segment's members get (`segment`, `view`)."""
+
+    as_email: str = ""
+    segment: str = ""
+    view: int = 0
+
+    @classmethod
+    def from_request(cls) -> PreviewChoice:
+        view = request.args.get("view", "0")
+        return cls(
+            " ".join(request.args.get("as", "").split())[:320],
+            request.args.get("segment", "").strip()[:100],
+            int(view) if view.isdigit() and len(view) < 6 else 0,
+        )
+
+    def query(self, **extra: str) -> dict[str, str]:
+        values = {"as": self.as_email, "segment": self.segment, "view": str(self.view), **extra}
+        return {name: value for name, value in values.items() if value and value != "0"}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the preview shows: a label per version, the chosen version's HTML and text, the findings."""
+
+    labels: list[str]
+    html: str
+    text: str
+    text_only: bool
+    problems: list[Problem]
+    warnings: list[Problem]
+
+
+def _shown(slug: str, choice: PreviewChoice) -> Shown:
+    """The issue as delivery will render it for the chosen reader, and what `check` says of it."""
+    editor = desk().sending.editor
+    checked = editor.check(slug)
+    if not (choice.as_email or choice.segment):
+        edition = checked.edition
+        return Shown(
+            ["the whole issue"], edition.html, edition.text, False, checked.problems, checked.warnings
+        )
+    views = desk().sending.foresee(
+        checked.issue, as_email=choice.as_email or None, segment=choice.segment or None
+    )
+    view = views[choice.view] if choice.view < len(views) else views[0]
+    edition = editor.renderer.render(view.issue, with_html=not view.text_only)
+    labels = [
+        f"{found.label} ({found.members:,} member{'s' if found.members != 1 else ''})" for found in views
+    ]
+    return Shown(labels, edition.html, edition.text, view.text_only, checked.problems, checked.warnings)
+
+
+@blueprint.get("/issues/<slug>/preview")
+@requires(Action.DRAFT)
+def preview(slug: str) -> tuple[str, int]:
+    slug = _slug(slug)
+    choice = PreviewChoice.from_request()
+    errors: dict[str, str] = {}
+    try:
+        shown = _shown(slug, choice)
+    except ProblemsFound as found:
+        return issue_page(
+            slug, 400, problems=found.problems, problem="The issue does not load yet: fix these first."
+        )
+    except UserError as error:
+        errors["as" if choice.as_email else "segment"] = str(error)
+        shown = _shown(slug, PreviewChoice())
+        choice = PreviewChoice()
+    segments = [segment for segment, _ in Audience(site().store).segment_counts()]
+    return page(
+        "desk/preview.html.j2",
+        400 if errors else 200,
+        heading=f"Preview of {slug}",
+        slug=slug,
+        shown=shown,
+        choice=choice,
+        segments=segments,
+        errors=errors,
+    )
+
+
+@blueprint.get("/issues/<slug>/preview/email.html")
+@requires(Action.DRAFT)
+def preview_email(slug: str) -> Response:
+    """The email itself, for the preview's frames: light, or with its dark-mode rules applied."""
+    slug = _slug(slug)
+    try:
+        shown = _shown(slug, PreviewChoice.from_request())
+    except UserError:
+        raise NotFound() from None
+    html = shown.html if not shown.text_only else text_only_page("These members")
+    if request.args.get("dark"):  # what a reader whose device is set to dark sees
+        html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = EMAIL_POLICY
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 # --- Campaigns -------------------------------------------------------------------------------------------

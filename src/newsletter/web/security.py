@@ -47,6 +47,18 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # The archive shows issues' story images, which may live on other https sites (the email links them so
 # too); nothing else on those public pages loads from elsewhere. The subscriber pages keep 'self'.
 ARCHIVE_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("img-src 'self'", "img-src 'self' https:")
+# An email shown inside the desk's preview: its own inline styles and pictures from anywhere, and
+# nothing else: no script, no form, no plugin, framed only by the desk's own pages, and sandboxed.
+EMAIL_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src https: data: 'self'",
+        "font-src https: data:",
+        "frame-ancestors 'self'",
+        "sandbox allow-popups allow-popups-to-escape-sandbox",
+    ]
+)
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -101,6 +113,12 @@ def install(app: Flask, csrf: Csrf) -> None:
     def headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        if response.headers.get(
+            "Content-Security-Policy"
+        ):  # a view with a policy of its own (`EMAIL_POLICY`)
+            csrf.set_cookie(response)
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
         policy = (
             ARCHIVE_CONTENT_SECURITY_POLICY if request.blueprint == "archive" else CONTENT_SECURITY_POLICY
         )
