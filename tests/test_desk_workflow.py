@@ -110,6 +110,11 @@ def test_submit_approve_test_send_schedule_and_follow(site, team):
     progress = json.loads(editor.get(confirmed.headers["Location"] + "/progress").text)
     assert progress["total"] == 0 and progress["status"] == "scheduled"
 
+    month = campaign.send_at.strftime("%Y-%m")
+    calendar = contributor.get(f"/desk/calendar?month={month}")
+    assert calendar.status_code == 200 and f"/desk/campaigns/{campaign.id}" in calendar.text
+    assert f"{SLUG}: scheduled" in calendar.text
+
     assert post(site, f"/desk/campaigns/{campaign.id}/pause", contributor).status_code == 403
     assert post(site, f"/desk/campaigns/{campaign.id}/pause", editor).status_code == 302
     assert desk_campaigns(site)[0].status.value == "paused"

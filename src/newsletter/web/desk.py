@@ -10,10 +10,13 @@ the account and its `session_epoch`, so removing the account or signing out ever
 
 from __future__ import annotations
 
+import calendar as pycalendar
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -392,6 +395,40 @@ def schedule(slug: str) -> tuple[str, int] | Response:
         return issue_page(slug, 400, problem=str(error), chosen=chosen)
     flash(f"Campaign {campaign.id} scheduled.")
     return redirect(url_for("desk.campaign", campaign_id=campaign.id))
+
+
+# --- Calendar --------------------------------------------------------------------------------------------
+
+
+@blueprint.get("/calendar")
+@requires(Action.DRAFT)
+def calendar() -> tuple[str, int]:
+    """The month's sends, scheduled and past, day by day in the network's time zone."""
+    zone = ZoneInfo(site().settings.timezone)
+    today = dt.datetime.now(zone).date()
+    asked = request.args.get("month", "")
+    try:
+        first = dt.datetime.strptime(asked, "%Y-%m").date() if asked else today.replace(day=1)
+    except ValueError:
+        first = today.replace(day=1)
+    days: dict[dt.date, list[CampaignReport]] = {}
+    for report in desk().sending.campaigns():
+        local = report.campaign.send_at.replace(tzinfo=dt.UTC).astimezone(zone)
+        days.setdefault(local.date(), []).append(report)
+    weeks = pycalendar.Calendar(firstweekday=0).monthdatescalendar(first.year, first.month)
+    previous = (first - dt.timedelta(days=1)).replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return page(
+        "desk/calendar.html.j2",
+        heading=f"Sends in {first:%B %Y}",
+        weeks=weeks,
+        month=first.month,
+        days=days,
+        today=today,
+        previous=previous.strftime("%Y-%m"),
+        following=following.strftime("%Y-%m"),
+        zone=site().settings.timezone,
+    )
 
 
 # --- Preview ---------------------------------------------------------------------------------------------
