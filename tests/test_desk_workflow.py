@@ -77,6 +77,10 @@ def test_submit_approve_test_send_schedule_and_follow(site, team):
     ]
     assert len(copies) == 1
 
+    reach = json.loads(editor.get(f"/desk/issues/{SLUG}/reach?to=housing&to=north-west-councils").text)
+    alone = json.loads(editor.get(f"/desk/issues/{SLUG}/reach?to=housing").text)
+    assert 0 < alone["members"] <= reach["members"] and reach["new"] == reach["members"]
+
     asked = post(
         site,
         f"/desk/issues/{SLUG}/schedule",
@@ -90,7 +94,7 @@ def test_submit_approve_test_send_schedule_and_follow(site, team):
         "Send <strong>“" in asked.text and f"{TOMORROW} 09:00" in asked.text and "Europe/London" in asked.text
     )
     count = int(asked.text.split("to <strong>", 1)[1].split(" member", 1)[0].replace(",", ""))
-    assert count > 0
+    assert count == reach["new"]
     assert not desk_campaigns(site)  # the confirmation wrote nothing
 
     confirmed = post(

@@ -142,12 +142,7 @@ def plan(
         raise UserError("say who to send to: --to SEGMENT_OR_LIST (one or more)")
     checked = editor.check(slug)
     checked.raise_for_problems()
-    store.ready()
-    where = store.audience(audiences)
-    count = select(func.count()).select_from(Subscriber)
-    with store.session() as session:
-        members = session.scalar(count.where(where)) or 0
-        already = session.scalar(count.where(where & ledger.has_issue(checked.issue.slug))) or 0
+    members, already = reach(store, checked.issue.slug, audiences)
     return SendPlan(
         slug=checked.issue.slug,
         subject=checked.edition.subject,
@@ -158,6 +153,18 @@ def plan(
         already=already,
         resend=resend,
     )
+
+
+def reach(store: Store, slug: str, audiences: list[str]) -> tuple[int, int]:
+    """How many members of the audiences can be mailed now (each once, whatever they are in), and how
+    many of them another campaign of issue `slug` sent it to or is sending it to."""
+    store.ready()
+    where = store.audience(audiences)
+    count = select(func.count()).select_from(Subscriber)
+    with store.session() as session:
+        members = session.scalar(count.where(where)) or 0
+        already = session.scalar(count.where(where & ledger.has_issue(slug))) or 0
+    return members, already
 
 
 def refuse_repeat(planned: SendPlan) -> None:

@@ -36,6 +36,7 @@ from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
 from newsletter.audience import addresses
 from newsletter.audience.service import Audience
 from newsletter.content.loader import SLUG
+from newsletter.delivery import campaigns
 from newsletter.delivery.campaigns import CampaignReport
 from newsletter.delivery.service import Sending
 from newsletter.desk import Desk, FieldProblem, Stage
@@ -360,6 +361,20 @@ def test_send(slug: str) -> tuple[str, int] | Response:
     [(address, result)] = results.items()
     flash(f"Test copy to {address}: {result}")
     return redirect(url_for("desk.issue", slug=slug))
+
+
+@blueprint.get("/issues/<slug>/reach")
+@requires(Action.DRAFT)
+def reach(slug: str) -> Response:
+    """How many members the ticked segments and lists reach, each once: the schedule form's script
+    shows it as boxes are ticked (the confirmation page says it without scripts)."""
+    slug = _slug(slug)
+    audiences = [name for name in request.args.getlist("to") if name]
+    try:
+        members, already = campaigns.reach(site().store, slug, audiences) if audiences else (0, 0)
+    except UserError as error:
+        return jsonify({"error": str(error)})
+    return jsonify({"members": members, "already": already, "new": members - already})
 
 
 @blueprint.post("/issues/<slug>/schedule")
