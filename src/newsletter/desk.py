@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from sqlalchemy import select
 
+from newsletter.content.issuefile import version_of
 from newsletter.content.loader import ISSUE_FILE, SLUG, not_a_slug
 from newsletter.content.scaffold import create_issue
 from newsletter.db.models import Campaign, CampaignStatus
@@ -229,8 +229,8 @@ class Desk:
         return path
 
     def version(self, slug: str) -> str:
-        """The issue file's version, as approval records it: a hex SHA-256 of its bytes."""
-        return hashlib.sha256(self.path(slug).read_bytes()).hexdigest()
+        """The issue file's version, as approval records it and the editing form carries it."""
+        return version_of(self.path(slug))
 
     def _require(self, slug: str, stages: set[Stage], doing: str) -> None:
         stage = self.stage(slug)

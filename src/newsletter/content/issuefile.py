@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -38,7 +37,9 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -58,6 +59,9 @@ WIDTH = 4096
 # A new list of short words (topics, authors) is written on one line, `[a, b]`, like the sample
 # issue does; longer lists go one item a line.
 FLOW_LIST_CHARS = 80
+# A list item moved and edited is still the same item (and keeps its comments) when more than this
+# share of its fields is unchanged.
+LIKE = 0.5
 # The indentation `newsletter new` writes, for a file whose own cannot be told (no nested blocks).
 DEFAULT_LAYOUT = (2, 4, 2)  # mapping, sequence, offset of the dash
 BLOCK_SCALARS = (LiteralScalarString, FoldedScalarString)
@@ -97,7 +101,7 @@ def read_issue_file(path: Path) -> IssueFile:
     saying which line to fix (`issues/2023-10/issue.yaml:12: ...`)."""
     _raw, text, version = _read(path)
     data = load_yaml(path, text).data
-    _RoundTrip(text, display_path(path))  # a file the desk could not save is refused now, not on save
+    _RoundTrip(text.replace("\r\n", "\n"), display_path(path))  # refused now if it could not be saved
     return IssueFile(data=data, version=version, text=text)
 
 
@@ -107,15 +111,20 @@ def edited_text(original_text: str, new_data: dict) -> str:
     Unchanged values keep their text and comments; changed values are written in place (quotes and
     block style kept where they still fit); lists are matched item by item, so an item moved keeps
     its comments; keys not in `new_data` go, new keys come last. Data equal to the original's gives
-    back `original_text` itself.
+    back `original_text` itself. Text that is not YAML raises `ProblemsFound`.
     """
+    return _edited_text(original_text, new_data, ISSUE_FILE)
+
+
+def _edited_text(original_text: str, new_data: dict, shown: str) -> str:
     newline = "\r\n" if "\r\n" in original_text else "\n"
     text = original_text.replace("\r\n", "\n")
-    old = load_yaml(Path(ISSUE_FILE), text).data
+    old = load_yaml(Path(shown), text).data
     new = _plain_input(new_data)
     if _same(old, new):
         return original_text
-    document = _RoundTrip(text, ISSUE_FILE)
+    document = _RoundTrip(text, shown)
+    document.prepare()
     # A file of comments only (a fresh draft's notes) keeps them above the data.
     notes = "".join(line for line in text.splitlines(True) if line.lstrip().startswith("#"))
     head = notes if document.tree is None else ""
@@ -129,16 +138,42 @@ def save_issue_file(path: Path, new_data: dict, expected_version: str, vocabular
 
     Problems found name lines of the edited text, which is not on disk: the form shows them.
     """
+    return _save(path, new_data, expected_version, vocabulary)
+
+
+def write_draft(path: Path, new_data: dict, expected_version: str) -> IssueFile:
+    """Write the desk's edit of a draft even if `newsletter check` would find problems in it (a draft
+    is written over days, blanks and all); only a change on disk since it was read stops it
+    (`Conflict`). The desk then shows what check finds, and refuses to submit until it finds nothing."""
+    return _save(path, new_data, expected_version, None)
+
+
+def version_of(path: Path) -> str:
+    """The version `read_issue_file` gives the file as it is now: a hex SHA-256 of its bytes."""
+    return _read(path)[2]
+
+
+def _save(path: Path, new_data: dict, expected_version: str, vocabulary: Vocabulary | None) -> IssueFile:
     raw, text, version = _read(path)
     if version != expected_version:
-        raise Conflict(path, IssueFile(load_yaml(path, text).data, version, text))
-    new_text = edited_text(text, new_data)
-    load_issue(path, vocabulary, text=new_text)  # ProblemsFound goes to the desk, the file untouched
+        raise Conflict(path, _current(path, text, version))
+    new_text = _edited_text(text, new_data, display_path(path))
+    if vocabulary is not None:
+        load_issue(path, vocabulary, text=new_text)  # ProblemsFound goes to the desk, the file untouched
     if new_text == text:
         return IssueFile(load_yaml(path, text).data, version, text)
     encoded = (BOM if raw.startswith(BOM) else b"") + new_text.encode("utf-8")
     _replace(path, encoded, expected_version)
     return IssueFile(load_yaml(path, new_text).data, _version(encoded), new_text)
+
+
+def _current(path: Path, text: str, version: str) -> IssueFile:
+    """The file as it is now, for `Conflict`; its data is None if someone left it not valid YAML."""
+    try:
+        data = load_yaml(path, text).data
+    except UserError:
+        data = None
+    return IssueFile(data, version, text)
 
 
 def _version(raw: bytes) -> str:
@@ -188,7 +223,7 @@ def _replace(path: Path, encoded: bytes, expected_version: str) -> None:
         os.chmod(temporary, mode)
         _raw, text, version = _read(path)
         if version != expected_version:
-            raise Conflict(path, IssueFile(load_yaml(path, text).data, version, text))
+            raise Conflict(path, _current(path, text, version))
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -222,27 +257,39 @@ class _RoundTrip:
         self.layout = DEFAULT_LAYOUT
         self.tree = self._load()
         self.shared = _shared_nodes(self.tree)
-        self.layout = _layout(self.tree, text.splitlines())
+
+    def prepare(self) -> None:
+        """Learn the text's indentation and move comments to the entries they precede (unless that
+        would change the text dumped: then ruamel keeps them where it put them)."""
+        lines = self.text.splitlines()
+        self.layout = _layout(self.tree, lines)
         if not self.shared and _is_block(self.tree):
-            _comments_to_following(self.tree, text.splitlines())
-            if self.dump() != _one_newline(text):
+            _comments_to_following(self.tree, lines)
+            if self.dump() != _one_newline(self.text):
                 raw = self._load()
                 if self._dump(raw) != self.dump():  # a comment ruamel keeps where this module did not look
                     self.tree = raw
 
     def _yaml(self) -> YAML:
         handler = YAML(typ="rt")
+        handler.Constructor = _Constructor
+        handler.Representer = _Representer
         handler.preserve_quotes = True
         handler.allow_duplicate_keys = True  # the loader reports them, at their lines
         handler.width = WIDTH
         mapping, sequence, offset = self.layout
         handler.indent(mapping=mapping, sequence=sequence, offset=offset)
-        handler.explicit_start = bool(re.match(r"(?:\s*#.*\n|\s*\n)*---", self.text))
+        content = (line for line in self.text.splitlines() if line.strip() and not line.startswith("#"))
+        handler.explicit_start = next(content, "").startswith("---")
         return handler
 
     def _load(self) -> Any:
         try:
             return self._yaml().load(self.text)
+        except ValueError as error:  # what PyYAML reads and ruamel cannot
+            raise UserError(
+                f"{self.shown}: cannot be edited here ({error}); edit it in a text editor"
+            ) from None
         except YAMLError as error:
             if all(hasattr(error, name) for name in ("problem", "context", "problem_mark", "context_mark")):
                 line, reason = explain(error, self.text.splitlines())  # type: ignore[arg-type]
@@ -266,6 +313,47 @@ class _RoundTrip:
         return _one_newline(text)
 
 
+class _Verbatim(str):
+    """A plain value written back exactly as it was: ruamel would write `~` as nothing, `True` as
+    `true`, a date in its own way, and cannot read an impossible date such as 2023-02-30 at all
+    (the loader explains that one)."""
+
+    value: Any
+    tag: Any
+
+    def __new__(cls, node: Any, value: Any) -> _Verbatim:
+        verbatim = super().__new__(cls, node.value)
+        verbatim.value, verbatim.tag = value, node.tag
+        return verbatim
+
+
+class _Constructor(RoundTripConstructor):
+    def construct_verbatim_null(self, node: Any) -> Any:
+        return _Verbatim(node, None) if node.value else None
+
+    def construct_verbatim_bool(self, node: Any) -> Any:
+        return _Verbatim(node, self.construct_yaml_bool(node))
+
+    def construct_verbatim_timestamp(self, node: Any, values: Any = None) -> Any:
+        try:
+            return _Verbatim(node, self.construct_yaml_timestamp(node, values))
+        except ValueError:
+            return _Verbatim(node, node.value)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:null", _Constructor.construct_verbatim_null)
+_Constructor.add_constructor("tag:yaml.org,2002:bool", _Constructor.construct_verbatim_bool)
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_verbatim_timestamp)
+
+
+class _Representer(RoundTripRepresenter):
+    def represent_verbatim(self, data: _Verbatim) -> Any:
+        return self.represent_scalar(data.tag, str(data))
+
+
+_Representer.add_representer(_Verbatim, _Representer.represent_verbatim)
+
+
 def _one_newline(text: str) -> str:
     return text.rstrip("\n") + "\n"
 
@@ -275,11 +363,14 @@ def _layout(tree: Any, lines: list[str]) -> tuple[int, int, int]:
     nested block mapping and block list under a key. The sample writes `  - kind:` under `sections:`,
     which is (2, 4, 2); ruamel's default, (2, 2, 0), would rewrite every list."""
     mapping = sequence = offset = None
-    for parent, key, value in _block_entries(tree):
-        if not isinstance(parent, CommentedMap):
+    for parent, key, value in [(None, None, tree), *_block_entries(tree)]:
+        if parent is None:  # the document itself: a list starts at column 0
+            key_line, key_column = -1, 0
+        elif isinstance(parent, CommentedMap):
+            key_line, key_column = parent.lc.key(key)
+        else:
             continue
-        key_line, key_column = parent.lc.key(key)
-        if mapping is None and isinstance(value, CommentedMap) and _is_block(value):
+        if mapping is None and parent is not None and isinstance(value, CommentedMap) and _is_block(value):
             child_line, child_column = value.lc.key(next(iter(value)))
             if child_line > key_line:
                 mapping = child_column - key_column
@@ -377,12 +468,18 @@ def _comments_to_following(tree: CommentedMap | CommentedSeq, lines: list[str]) 
     wrote commented out, at the end of a section). The comment above a list's first item stays at
     the head of the list, which it may be about.
     """
-    for collection, _key, value in [(None, None, tree), *_block_entries(tree)]:
+    entries = [(None, None, tree), *_block_entries(tree)]
+    for _collection, _key, value in entries:
+        if _is_block(value) and value.ca.end:
+            value.ca.end = [line for token in value.ca.end for line in _one_token_a_line(token)]
+    for collection, _key, value in entries:
         if not _is_block(value):
             continue
         keys = _keys(value)
         for previous, following in itertools.pairwise(keys):
-            moved = _take_following_lines(value, previous, _column(value, following, lines))
+            column = _column(value, following, lines)
+            _give_back_deeper_lines(value, previous, following, column)
+            moved = _take_following_lines(value, previous, column)
             if moved:
                 slots = value.ca.items.setdefault(following, [None, None, None, None])
                 slots[1] = moved + (slots[1] or [])
@@ -397,6 +494,47 @@ def _column(collection: Any, key: Any, lines: list[str]) -> int:
     line, column = collection.lc.item(key)
     before = lines[line][:column].rstrip() if line < len(lines) else ""
     return len(before) - 1 if before.endswith("-") else int(column)
+
+
+def _one_token_a_line(token: CommentToken) -> list[CommentToken]:
+    """A comment token of several lines as one token a line, so that they can go separate ways."""
+    if not isinstance(token.value, str) or token.value.count("\n") < 2 or not token.value.endswith("\n"):
+        return [token]
+    first, *rest = token.value.splitlines(keepends=True)
+    column = _token_column(token) if first.strip() else 0
+    return [
+        CommentToken(first, CommentMark(column)),
+        *(CommentToken(line.lstrip(" "), CommentMark(_indent(line))) for line in rest),
+    ]
+
+
+def _give_back_deeper_lines(collection: Any, previous: Any, following: Any, column: int) -> None:
+    """After a `[...]` list, ruamel already puts the lines that follow before the next entry, even
+    those indented into the entry above: give those back to the end of the entry above."""
+    slots = collection.ca.items.get(following)
+    before = list(slots[1] or []) if slots else []
+    deeper = [
+        number + 1
+        for number, token in enumerate(before)
+        if token.value.strip() and _token_column(token) > column
+    ]
+    if not deeper:
+        return
+    leaf, key = collection, previous
+    while _is_block(leaf[key]):
+        leaf, key = leaf[key], _keys(leaf[key])[-1]
+    if isinstance(leaf[key], BLOCK_SCALARS):
+        return
+    text = "".join(
+        " " * _token_column(token) + token.value if token.value.strip() else token.value
+        for token in before[: deeper[-1]]
+    )
+    token = _after(leaf, key)
+    if isinstance(token, CommentToken) and isinstance(token.value, str):
+        token.value = token.value + text  # the same token may also be the list's own comment
+    else:
+        _set_after(leaf, key, CommentToken("\n" + text, CommentMark(0)))
+    slots[1] = before[deeper[-1] :] or None
 
 
 def _take_following_lines(collection: Any, key: Any, column: int) -> list[CommentToken]:
@@ -418,19 +556,20 @@ def _take_following_lines(collection: Any, key: Any, column: int) -> list[Commen
             # A block scalar ends its own line, so every line is whole; the first one's indentation
             # is kept as the token's column, not in its text.
             first = token.start_mark.column if token.start_mark and raw[0].strip() else 0
-            after = [(raw[0].strip(), first), *((line.strip(), _indent(line)) for line in raw[1:])]
+            after = [(_text_of(raw[0]), first), *((_text_of(line), _indent(line)) for line in raw[1:])]
         else:
-            head, after = raw[:1], [(line.strip(), _indent(line)) for line in raw[1:]]
+            head, after = raw[:1], [(_text_of(line), _indent(line)) for line in raw[1:]]
     ends = [(block, token) for block in reversed(chain) for token in block.ca.end or []]
     units = [(text, indentation) for text, indentation in after]
-    units += [(token.value.strip(), _token_column(token)) for _block, token in ends]
+    units += [(token.value, _token_column(token)) for _block, token in ends]
     split = max(
-        (number + 1 for number, (text, depth) in enumerate(units) if text and depth > column), default=0
+        (number + 1 for number, (text, depth) in enumerate(units) if text.strip() and depth > column),
+        default=0,
     )
     if split == len(units):
         return []
     moved = [
-        CommentToken(f"{text}\n", CommentMark(indentation if text else 0))
+        CommentToken(f"{text}\n", CommentMark(indentation if text.strip() else 0))
         for text, indentation in after[split:]
     ]
     if split < len(after) and token is not None:
@@ -445,6 +584,11 @@ def _take_following_lines(collection: Any, key: Any, column: int) -> list[Commen
     for block in chain:
         block.ca.end = [end for owner, end in ends[: max(split - len(after), 0)] if owner is block]
     return moved
+
+
+def _text_of(line: str) -> str:
+    """A line of a comment token without its indentation and line break (trailing spaces kept)."""
+    return line.rstrip("\n").lstrip(" ")
 
 
 def _indent(line: str) -> int:
@@ -504,9 +648,9 @@ class _Merger:
                 node[_new_key(text, flow)] = _build(value, flow=flow)
 
     def sequence(self, node: CommentedSeq, old: list, new: list) -> None:
-        """Items are matched to the old ones (unchanged, then moved, then changed in their place);
-        each keeps its comments. Blank lines between items belong to the place, so the spacing of
-        the list stays as it was; added items are spaced like the last one."""
+        """Items are matched to the old ones (see `_match`); each keeps its comments, wherever it
+        goes. Blank lines between items belong to the place, so the spacing of the list stays as it
+        was; added items are spaced like the last one."""
         sources = _match(old, new)
         items = list(node)
         slots = [node.ca.items.get(index) for index in range(len(items))]
@@ -536,7 +680,8 @@ class _Merger:
 
 def _match(old: list, new: list) -> list[int | None]:
     """For each new item, the old item it continues (None for an added one): equal runs first, then
-    an item moved elsewhere unchanged, then the items changed in place, paired in order."""
+    an item moved elsewhere unchanged, then one moved and edited (most of its fields unchanged),
+    then the items changed in place, paired in order."""
     old_marks = [_fingerprint(item) for item in old]
     new_marks = [_fingerprint(item) for item in new]
     sources: list[int | None] = [None] * len(new)
@@ -556,6 +701,12 @@ def _match(old: list, new: list) -> list[int | None]:
             if moved is not None:
                 sources[index] = moved
                 unused.remove(moved)
+    for index, value in enumerate(new):  # moved and edited: a section whose list lost an item
+        if sources[index] is None and unused:
+            score, _distance, source = max((_likeness(old[i], value), -abs(i - index), i) for i in unused)
+            if score > LIKE:
+                sources[index] = source
+                unused.remove(source)
     for old_range, new_range in changed:
         free = [source for source in old_range if source in unused]
         for index in new_range:
@@ -563,6 +714,17 @@ def _match(old: list, new: list) -> list[int | None]:
                 sources[index] = free.pop(0)
                 unused.remove(sources[index])
     return sources
+
+
+def _likeness(old: Any, new: Any) -> float:
+    """The share of two mappings' fields that are equal (0 for anything else)."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or not (old or new):
+        return 0.0
+    keys = old.keys() | new.keys()
+    equal = sum(
+        1 for key in keys if key in old and key in new and _fingerprint(old[key]) == _fingerprint(new[key])
+    )
+    return equal / len(keys)
 
 
 def _fingerprint(value: Any) -> str:
@@ -599,11 +761,15 @@ def _text(text: str, like: Any, flow: bool = False) -> Any:
     """A string written the way its old node was: `|` or `>` stays a block, quotes stay quotes. Other
     text with a line break becomes a `|` block; text that cannot go plain goes in double quotes, as
     the sample issue and `newsletter new` write it (ruamel would pick single quotes)."""
-    if not flow and isinstance(like, BLOCK_SCALARS):
+    # A block whose text starts with a space or a line break needs an indentation number, which
+    # ruamel writes as 2 whatever the file's indentation; one that ends in blank lines (`|+`) would
+    # take in the blank line that spaces out what follows. Such text goes in quotes instead.
+    block = not flow and text[:1] not in (" ", "\n") and not text.endswith("\n\n")
+    if block and isinstance(like, BLOCK_SCALARS):
         return type(like)(text)
-    if not flow and "\n" in text:
+    if block and "\n" in text:
         return LiteralScalarString(text)
-    if isinstance(like, QUOTED_SCALARS):
+    if isinstance(like, QUOTED_SCALARS) and "\n" not in text:
         return type(like)(text)
     return text if _plain_is_safe(text, flow) else DoubleQuotedScalarString(text)
 
@@ -627,8 +793,6 @@ def _reads_as_text(text: str) -> bool:
 
 def _key_text(key: Any) -> str:
     """A key as the loader names it: its text (`newsletter.yamlfile` keeps every key as text)."""
-    if isinstance(key, bool):
-        return str(key).lower()
     return str(key)
 
 
@@ -668,10 +832,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _as_old_kind(old: Any, new: Any) -> Any:
-    """A form sends text: `2023-10-20` where the file had a date stays a date, `true` a true."""
-    if not isinstance(new, str) or not isinstance(old, (bool, int, float, dt.date)) or "\n" in new:
-        return new
-    if _reads_as_text(new.strip()):
+    """A form sends text: `2023-10-20` where the file had a date stays a date (not a quoted text)."""
+    if not isinstance(new, str) or not isinstance(old, dt.date) or _reads_as_text(new.strip()):
         return new
     try:
         value = yaml.safe_load(new.strip())
@@ -696,6 +858,8 @@ def _plain(node: Any, open_nodes: frozenset[int] = frozenset()) -> Any:
     """A ruamel value as plain Python (for the rare file PyYAML reads in another shape)."""
     if id(node) in open_nodes:
         return None
+    if isinstance(node, _Verbatim):
+        return _plain(node.value)
     if isinstance(node, CommentedMap):
         inner = open_nodes | {id(node)}
         return {_key_text(key): _plain(value, inner) for key, value in node.items()}
