@@ -111,13 +111,12 @@ def install(app: Flask, csrf: Csrf) -> None:
 
     @app.after_request
     def headers(response: Response) -> Response:
+        own_policy = response.headers.get("Content-Security-Policy")  # a view's own (`EMAIL_POLICY`)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if response.headers.get(
-            "Content-Security-Policy"
-        ):  # a view with a policy of its own (`EMAIL_POLICY`)
-            csrf.set_cookie(response)
+        if own_policy:
             response.headers.setdefault("Cache-Control", "no-store")
+            csrf.set_cookie(response)
             return response
         policy = (
             ARCHIVE_CONTENT_SECURITY_POLICY if request.blueprint == "archive" else CONTENT_SECURITY_POLICY
