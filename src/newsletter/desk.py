@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from newsletter.db.models import Campaign, CampaignStatus
 from newsletter.delivery import campaigns
 from newsletter.delivery.campaigns import SendPlan
 from newsletter.delivery.service import Sending
+from newsletter.editor import CheckedIssue
 from newsletter.errors import UserError
 from newsletter.team import Account, Action, Team
 
@@ -99,6 +101,8 @@ class Desk:
         self.sending = sending
         self.database = sending.store.database
         self.team = team
+        self._lock = threading.Lock()
+        self._checked: dict[str, tuple[tuple[str, int], CheckedIssue]] = {}
 
     def issues(self) -> list[IssueSummary]:
         """Every issue, newest first (by its date, then its name)."""
@@ -141,14 +145,14 @@ class Desk:
         """Send a draft for review; it must pass `newsletter check` (raises `ProblemsFound`)."""
         _allow(by, Action.SUBMIT)
         self._require(slug, {Stage.DRAFT}, "submitted")
-        self.sending.editor.check(slug).raise_for_problems()
+        self.check(slug).raise_for_problems()
         self.team.record(by, "submitted", issue_slug=slug, details=_words(note))
 
     def approve(self, slug: str, by: Account) -> None:
         """Approve the issue as its file is now: a later change to the file needs approving again."""
         _allow(by, Action.APPROVE)
         self._require(slug, {Stage.IN_REVIEW}, "approved")
-        self.sending.editor.check(slug).raise_for_problems()
+        self.check(slug).raise_for_problems()
         self.team.record(by, "approved", issue_slug=slug, details=f"{VERSION_MARK}{self.version(slug)}")
 
     def send_back(self, slug: str, by: Account, note: str) -> None:
@@ -217,6 +221,21 @@ class Desk:
         done = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.CANCEL: "cancelled"}[action]
         self.team.record(by, done, issue_slug=campaign.issue_slug, campaign_id=campaign_id)
         return campaign
+
+    def check(self, slug: str) -> CheckedIssue:
+        """`newsletter check` of the issue, done once for each state of its folder: the issue's page,
+        its preview and the preview's frames after a save all ask, and a check renders the whole
+        issue. Raises `ProblemsFound` for an issue that does not load, as `Editor.check` does."""
+        path = self.path(slug)
+        stamp = (version_of(path), max(p.stat().st_mtime_ns for p in path.parent.rglob("*") if p.is_file()))
+        with self._lock:
+            cached = self._checked.get(slug)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        checked = self.sending.editor.check(slug)
+        with self._lock:
+            self._checked[slug] = (stamp, checked)
+        return checked
 
     # --- helpers -------------------------------------------------------------------------------------
 

@@ -295,7 +295,7 @@ def issue_page(slug: str, status: int = 200, **values: Any) -> tuple[str, int]:
 def _problems(slug: str) -> list[Problem]:
     """What `newsletter check` finds in the issue: a draft that does not load yet has problems too."""
     try:
-        return desk().sending.editor.check(slug).problems
+        return desk().check(slug).problems
     except ProblemsFound as found:
         return found.problems
 
@@ -487,7 +487,7 @@ class Shown:
 def _shown(slug: str, choice: PreviewChoice) -> Shown:
     """The issue as delivery will render it for the chosen reader, and what `check` says of it."""
     editor = desk().sending.editor
-    checked = editor.check(slug)
+    checked = desk().check(slug)
     if not (choice.as_email or choice.segment):
         edition = checked.edition
         return Shown(

@@ -31,7 +31,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from newsletter.content import schema
 from newsletter.content.issuefile import Conflict, IssueFile, read_issue_file, write_draft
-from newsletter.content.loader import ISSUE_FILE, load_issue
+from newsletter.content.loader import ISSUE_FILE
 from newsletter.content.model import SECTION_KINDS
 from newsletter.content.schema import FieldSpec, FormValues, NoSuchPart
 from newsletter.desk import Stage
@@ -335,13 +335,9 @@ def _stage(slug: str) -> str:
 
 def _problems(slug: str, path: Path, opened: IssueFile) -> list[Problem]:
     """What stands between the file and submitting it: the loader's problems, else the checks on the
-    email that `newsletter check` (and submitting) also makes."""
+    email that `newsletter check` (and submitting) also makes (one check a state of the folder)."""
     try:
-        load_issue(path, _vocabulary(), text=opened.text)
-    except ProblemsFound as found:
-        return found.problems
-    try:
-        return list(desk().sending.editor.check(slug).problems)
+        return list(desk().check(slug).problems)
     except ProblemsFound as found:
         return found.problems
     except UserError as error:
