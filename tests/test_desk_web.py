@@ -70,6 +70,21 @@ def test_a_bad_address_is_shown_next_to_its_field(site, team):
         ("post", "/desk/team"),
         ("post", "/desk/team/1/role"),
         ("post", "/desk/team/1/remove"),
+        ("get", "/desk/calendar"),
+        ("get", "/desk/issues/2023-10/edit"),
+        ("get", "/desk/issues/2023-10/preview"),
+        ("get", "/desk/issues/2023-10/preview/email.html"),
+        ("get", "/desk/issues/2023-10/reach?to=everyone"),
+        ("get", "/desk/campaigns/1"),
+        ("get", "/desk/campaigns/1/progress"),
+        ("post", "/desk/issues/2023-10/edit"),
+        ("post", "/desk/issues/2023-10/submit"),
+        ("post", "/desk/issues/2023-10/approve"),
+        ("post", "/desk/issues/2023-10/send-back"),
+        ("post", "/desk/issues/2023-10/test-send"),
+        ("post", "/desk/issues/2023-10/schedule"),
+        ("post", "/desk/campaigns/1/pause"),
+        ("post", "/desk/campaigns/1/cancel"),
     ],
 )
 def test_without_a_session_pages_redirect_to_sign_in_and_forms_are_refused(site, team, method, path):
@@ -103,6 +118,9 @@ def test_a_contributor_cannot_manage_the_team(site, team):
 def test_a_form_without_its_csrf_token_changes_nothing(site, team):
     sign_in(site, ADMIN)
     before = site.snapshot(with_rate_limits=False)
+    for step in ("submit", "approve", "send-back", "test-send", "schedule"):
+        answer = site.client.post(f"/desk/issues/2023-10/{step}", data={"note": "x", "to": "everyone"})
+        assert answer.status_code == 400, step
     answer = site.client.post("/desk/team", data={"email": "new@example.org", "role": "editor"})
     assert answer.status_code == 400
     answer = site.client.post("/desk/issues", data={"slug": "2023-11"})
