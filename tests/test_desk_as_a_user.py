@@ -201,6 +201,10 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         expect(drafter.locator('[id="error-sections.1.items.1.url"]')).to_contain_text("https://")
         looked_at(drafter, "edit-problem")
         field(drafter, "sections.1.items.1.url").fill("https://www.instituteofhealthequity.example.org/gwent")
+        # Beside the form, the email as the form now reads, before anything is saved.
+        live = drafter.frame_locator("#live iframe")
+        expect(live.get_by_text("Building a Fairer Gwent: one year on")).to_be_visible(timeout=15_000)
+        expect(drafter.locator("[data-live-status]")).to_have_text("Up to date with the form (not saved).")
         drafter.get_by_role("button", name="Save", exact=True).first.click()
         expect(drafter.get_by_text("Saved. No problems found.")).to_be_visible()
         checked = newsletter(folder, "check", "2023-11")

@@ -604,3 +604,30 @@ def test_an_issue_larger_than_the_other_forms_allow_still_posts(site, team):
     answer = submit(site, fields, "preview")
     assert answer.status_code == 200 and "The previews now show what you wrote." in answer.text
     assert len(_encoded(fields)) > 64 * 1024
+
+
+# --- The email as the editor types ----------------------------------------------------------------------
+
+
+def test_the_live_preview_renders_the_form_as_it_reads_without_saving(site, team, issue_file):
+    sign_in(site, CONTRIBUTOR)
+    before = issue_file.read_bytes()
+    fields = form_of(edit_page(site))
+    title = next(name for name, value in fields if value.startswith("Growing a Movement"))
+    fields = setting(fields, title, "A title typed a moment ago")
+    answer = submit(site, fields, "live", path="/desk/issues/2023-10/live")
+    assert answer.status_code == 200 and answer.json["problems"] == []
+    email = site.client.get(answer.json["url"])
+    assert email.status_code == 200 and "A title typed a moment ago" in email.text
+    assert "default-src 'none'" in email.headers["Content-Security-Policy"]
+    assert issue_file.read_bytes() == before  # nothing saved
+
+    blank = submit(site, setting(fields, "subject", ""), "live", path="/desk/issues/2023-10/live")
+    assert blank.json["url"] is None and blank.json["problems"] == ["subject: is empty"]
+    assert site.client.get("/desk/issues/2023-10/live/not-a-render").status_code == 404
+
+
+def test_the_live_preview_needs_a_session_and_the_forms_token(site, team):
+    assert site.client.post("/desk/issues/2023-10/live", data={"title": "x"}).status_code == 401
+    sign_in(site, CONTRIBUTOR)
+    assert site.client.post("/desk/issues/2023-10/live", data={"title": "x"}).status_code == 400

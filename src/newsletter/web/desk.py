@@ -543,7 +543,13 @@ def preview_email(slug: str) -> Response:
     except UserError:
         raise NotFound() from None
     html = shown.html if not shown.text_only else text_only_page("These members")
-    if request.args.get("dark"):  # what a reader whose device is set to dark sees
+    return email_response(html)
+
+
+def email_response(html: str) -> Response:
+    """An email for a frame of the desk's own pages: under its own policy (`EMAIL_POLICY`: its styles,
+    no script, sandboxed), and with `?dark=1` as a reader whose device is set to dark sees it."""
+    if request.args.get("dark"):
         html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = EMAIL_POLICY

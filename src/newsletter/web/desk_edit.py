@@ -21,17 +21,21 @@ ends in the `#fragment` of what it changed, so the page comes back where the edi
 from __future__ import annotations
 
 import re
+import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request, url_for
+import yaml
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.exceptions import BadRequest, NotFound
 
 from newsletter.content import schema
 from newsletter.content.issuefile import Conflict, IssueFile, read_issue_file, write_draft
-from newsletter.content.loader import ISSUE_FILE
+from newsletter.content.loader import ISSUE_FILE, load_issue
 from newsletter.content.model import SECTION_KINDS
 from newsletter.content.schema import FieldSpec, FormValues, NoSuchPart
 from newsletter.desk import Stage
@@ -40,7 +44,7 @@ from newsletter.render.markdown import to_html
 from newsletter.team import Action
 from newsletter.vocabulary import Vocabulary
 from newsletter.web.app import site
-from newsletter.web.desk import _slug, desk, page, requires, signed_in
+from newsletter.web.desk import _slug, desk, email_response, page, requires, signed_in
 
 blueprint = Blueprint("desk_edit", __name__, url_prefix="/desk/issues")
 
@@ -424,6 +428,66 @@ def _change(data: dict[str, Any], op: str, target: str) -> str:
         schema.move(data, target, MOVED[op])
         return f"Moved the {what} {op}. {unsaved}"
     raise NoSuchPart(f"no op {op!r}")
+
+
+class LiveRenders:
+    """The latest live previews (each an email's HTML under a random name), the newest `keep` only:
+    the edit page's script asks for a render as the editor types and shows it by its name."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self.lock = threading.Lock()
+        self.renders: OrderedDict[str, str] = OrderedDict()
+
+    def add(self, html: str) -> str:
+        name = secrets.token_urlsafe(18)
+        with self.lock:
+            self.renders[name] = html
+            while len(self.renders) > self.keep:
+                self.renders.popitem(last=False)
+        return name
+
+    def get(self, name: str) -> str | None:
+        with self.lock:
+            return self.renders.get(name)
+
+
+LIVE = LiveRenders()
+
+
+@blueprint.post("/<slug>/live")
+@requires(Action.DRAFT)
+def live(slug: str) -> Response:
+    """The email as the form now reads, unsaved: rendered as delivery renders the whole issue, or the
+    problems that stop it rendering (by field). Nothing is written."""
+    path = _issue_path(slug)
+    form = {name: request.form.getlist(name) for name in request.form}
+    data = schema.form_to_data(form)
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    try:
+        issue = load_issue(path, _vocabulary(), text=text)
+        edition = desk().sending.editor.renderer.render(issue)
+    except ProblemsFound as found:
+        problems = [
+            f"{problem.where}: {problem.message}" if problem.where else problem.message
+            for problem in found.problems
+        ]
+        return jsonify({"url": None, "problems": problems})
+    except UserError as error:
+        return jsonify({"url": None, "problems": [str(error)]})
+    name = LIVE.add(edition.html)
+    return jsonify({"url": url_for("desk_edit.live_email", slug=slug, name=name), "problems": []})
+
+
+@blueprint.get("/<slug>/live/<name>")
+@requires(Action.DRAFT)
+def live_email(slug: str, name: str) -> Response:
+    """A live preview's email, for the edit page's frame, under the preview's own policy."""
+    _slug(slug)
+    html = LIVE.get(name)
+    if html is None:
+        raise NotFound()
+    return email_response(html)
 
 
 def _a(word: str) -> str:
