@@ -276,7 +276,16 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         }
         editor.goto(f"{base}/desk/issues/2023-11")
         history = editor.locator(".history").inner_text()
-        for step in ("drafted", "saved", "submitted", "test-sent", "approved", "scheduled"):
+        for step in (
+            "drafted",
+            "saved",
+            "submitted",
+            "test-sent",
+            "approved",
+            "scheduled",
+            "sending started",
+            "sent by the worker (campaign",
+        ):
             assert step in history, step
         editor.goto(f"{base}/desk/calendar")
         looked_at(editor, "calendar")

@@ -26,7 +26,7 @@ from newsletter.delivery.campaigns import SendPlan
 from newsletter.delivery.service import Sending
 from newsletter.editor import CheckedIssue
 from newsletter.errors import UserError
-from newsletter.team import Account, Action, Team
+from newsletter.team import Account, Action, Event, Team
 
 
 class Stage(enum.StrEnum):
@@ -40,6 +40,7 @@ class Stage(enum.StrEnum):
     SENT = "sent"
 
 
+WORKER = "the worker"  # who the history says sent a campaign
 VERSION_MARK = "version "  # how an approval names the file it approved, in its history line
 # What the desk's history says moved an issue along before it had campaigns.
 REVIEW_ACTIONS = {"submitted": Stage.IN_REVIEW, "approved": Stage.APPROVED, "sent back": Stage.DRAFT}
@@ -221,6 +222,38 @@ class Desk:
         done = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.CANCEL: "cancelled"}[action]
         self.team.record(by, done, issue_slug=campaign.issue_slug, campaign_id=campaign_id)
         return campaign
+
+    def history(self, slug: str) -> list[Event]:
+        """What was done to the issue, newest first: the desk's steps, and each campaign's sending as
+        the ledger tells it (the worker writes no history of its own: the ledger is its record)."""
+        events = self.team.history(issue_slug=slug)
+        with self.database.session() as session:
+            campaigns_of = session.scalars(select(Campaign).where(Campaign.issue_slug == slug)).all()
+            for campaign in campaigns_of:
+                if campaign.started_at is not None:
+                    events.append(
+                        Event(
+                            campaign.started_at,
+                            WORKER,
+                            "sending started",
+                            slug,
+                            campaign.id,
+                            f"campaign {campaign.id}",
+                        )
+                    )
+                if campaign.finished_at is not None and campaign.status is CampaignStatus.SENT:
+                    report = self.sending.status(campaign.id)
+                    events.append(
+                        Event(
+                            campaign.finished_at,
+                            WORKER,
+                            "sent",
+                            slug,
+                            campaign.id,
+                            f"campaign {campaign.id}: {report.state}, {report.done:,} of {report.total:,}",
+                        )
+                    )
+        return sorted(events, key=lambda event: event.at, reverse=True)
 
     def check(self, slug: str) -> CheckedIssue:
         """`newsletter check` of the issue, done once for each state of its folder: the issue's page,

@@ -283,7 +283,7 @@ def issue_page(slug: str, status: int = 200, **values: Any) -> tuple[str, int]:
         status,
         heading=listed[slug].title or slug,
         issue=listed[slug],
-        history=here.team.history(issue_slug=slug),
+        history=desk().history(slug),
         campaigns=[report for report in desk().sending.campaigns() if report.campaign.issue_slug == slug],
         segments=audience.segment_counts(),
         lists=audience.list_counts(),
