@@ -1116,6 +1116,51 @@ def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | No
     click.echo("\n`newsletter dns --check` says when the record can be seen in DNS.")
 
 
+@cli.command("report")
+@click.argument("campaign_id", type=int, metavar="ID")
+@click.pass_context
+def report_command(ctx: click.Context, campaign_id: int) -> None:
+    """What campaign ID reached: counts, unsubscribes after it, per recipient domain, over time, and the
+    relay's most common replies. Counted from the ledger: nothing is recorded about anyone for it."""
+    from newsletter.reports.campaign import campaign_detail
+
+    store = _store(ctx)
+    store.ready()
+    with store.session() as session:
+        detail = campaign_detail(session, campaign_id)
+    report = detail.report
+    click.echo(_describe(report))
+    click.echo(f"  subject   {report.campaign.subject}")
+    for name, count in sorted(report.counts.items()):
+        click.echo(f"  {name:<12} {count:>8,}")
+    click.echo(f"  {'bounced later':<12} {report.bounced_later:>8,}  (reports that came back after sending)")
+    click.echo(f"  {'complained':<12} {report.complained:>8,}")
+    click.echo(f"  {'unsubscribed':<12} {detail.unsubscribed:>8,}  (members it reached who left since)")
+    click.echo("\nBy recipient domain:")
+    click.echo(
+        f"  {'domain':<32} {'messages':>8} {'sent':>8} {'deferred':>8} {'failed':>7} {'bounced':>7}  accepted after"
+    )
+    for line in detail.domains:
+        after = (
+            f"{line.median_accept_seconds:,.0f} s (median)" if line.median_accept_seconds is not None else "-"
+        )
+        click.echo(
+            f"  {line.domain:<32} {line.messages:>8,} {line.sent:>8,} {line.deferred:>8,} {line.failed:>7,}"
+            f" {line.bounced:>7,}  {after}"
+        )
+    if detail.over_time:
+        click.echo("\nAccepted over time (UTC, a line a minute, the total by then):")
+        top = detail.over_time[-1][1]
+        chart = sys.stdout.isatty()
+        for minute, total in detail.over_time:
+            bar = "#" * max(1, round(40 * total / top)) if chart else ""
+            click.echo(f"  {minute:%Y-%m-%d %H:%M}  {total:>8,}  {bar}".rstrip())
+    if detail.replies:
+        click.echo("\nThe relay's most common replies:")
+        for reply, count in detail.replies:
+            click.echo(f"  {count:>8,}  {reply}")
+
+
 def _team(ctx: click.Context) -> Team:
     """The desk's accounts, over the command's Store (its database must be up to date)."""
     from newsletter.team import Team

@@ -67,6 +67,11 @@ class CampaignReport:
         return sum(self.counts.get(status.value, 0) for status in ledger.FINISHED)
 
 
+def no_such_campaign(campaign_id: int) -> UserError:
+    """The one message for a campaign number that names none, whichever command or page was given it."""
+    return UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
+
+
 def parse_when(text: str, timezone: str, name: str = "--at") -> dt.datetime:
     """`2023-10-20 09:00` in the configured zone (Europe/London: GMT or BST as the date has it) -> UTC.
     `name` is what the user typed it into, for the messages (the CLI's option, the desk's field)."""
@@ -284,7 +289,7 @@ def retry(session: Session, campaign_id: int) -> Retried:
     campaign, and one with nothing failed to send again."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
+        raise no_such_campaign(campaign_id)
     ledger.lock_issue(session, campaign.issue_slug)
     session.refresh(campaign)
     if campaign.status == CampaignStatus.CANCELLED:
@@ -313,7 +318,7 @@ def steer(session: Session, campaign_id: int, action: str) -> Campaign:
     """pause, resume or cancel; refuses what makes no sense (resuming a sent campaign...)."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise UserError(f"no campaign {campaign_id}; `newsletter campaigns` lists them")
+        raise no_such_campaign(campaign_id)
     allowed = {
         "pause": ({CampaignStatus.SENDING, CampaignStatus.SCHEDULED}, CampaignStatus.PAUSED),
         "resume": ({CampaignStatus.PAUSED}, None),
