@@ -5,6 +5,8 @@ takes them in. `newsletter report ID` prints the same figures."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bounces_support import arf, dsn
@@ -21,6 +23,8 @@ from newsletter.audience import members
 from newsletter.bounces.intake import Intake
 from newsletter.reports.campaign import campaign_detail, reply_kind
 from newsletter.tokens import Tokens
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ACCEPTED = "ann@accepting.example"
 BOUNCES_LATER = "ben@accepting.example"
@@ -121,3 +125,32 @@ def _message_id(session, campaign_id: int, subscriber_id: int) -> str:
             Delivery.campaign_id == campaign_id, Delivery.subscriber_id == subscriber_id
         )
     )
+
+
+def test_report_as_a_user_runs_it(tmp_path):
+    """The installed command in a folder made by `newsletter init`: the sample issue sent to the members
+    through `newsletter sink`, then `newsletter report 1`."""
+    import shutil
+
+    from user_support import Background, free_port, init_project, newsletter, uncomment
+
+    folder = init_project(tmp_path, "our-network")
+    shutil.copytree(REPO_ROOT / "issues" / "2023-10", folder / "issues" / "2023-10")
+    (folder / "people.csv").write_text(
+        "email,name,lists\nann@accepting.example,Ann,newsletter\nbo@other.example,Bo,newsletter\n",
+        encoding="utf-8",
+    )
+    newsletter(folder, "subscribers", "import", "people.csv")
+    port = free_port()
+    uncomment(folder / "newsletter.toml", smtp_url=f"smtp://127.0.0.1:{port}")
+    sink = Background(folder, "sink", "--port", str(port), "--maildir", "sink", port=port)
+    try:
+        newsletter(folder, "send", "2023-10", "--to", "everyone", "--yes")
+        newsletter(folder, "worker", "--once")
+    finally:
+        sink.stop()
+    printed = newsletter(folder, "report", "1").stdout
+    assert "sent" in printed and "accepting.example" in printed and "other.example" in printed
+    assert "250" in printed.split("The relay's most common replies:", 1)[1]
+    missing = newsletter(folder, "report", "7", ok=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: no campaign 7")
