@@ -154,3 +154,8 @@ def test_report_as_a_user_runs_it(tmp_path):
     assert "250" in printed.split("The relay's most common replies:", 1)[1]
     missing = newsletter(folder, "report", "7", ok=False)
     assert missing.returncode == 1 and missing.stderr.startswith("Error: no campaign 7")
+    neither = newsletter(folder, "report", "everyone", ok=False)
+    assert neither.returncode == 1 and "give a campaign's number" in neither.stderr
+    audience = newsletter(folder, "report", "audience").stdout
+    assert audience.startswith("Members now: 2 active")
+    assert "Where consent came from (sign-ups and imports):" in audience and "import:people.csv" in audience

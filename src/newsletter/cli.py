@@ -1117,17 +1117,25 @@ def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | No
 
 
 @cli.command("report")
-@click.argument("campaign_id", type=int, metavar="ID")
+@click.argument("what", metavar="ID|audience")
 @click.pass_context
-def report_command(ctx: click.Context, campaign_id: int) -> None:
-    """What campaign ID reached: counts, unsubscribes after it, per recipient domain, over time, and the
-    relay's most common replies. Counted from the ledger: nothing is recorded about anyone for it."""
+def report_command(ctx: click.Context, what: str) -> None:
+    """What campaign ID reached (counts, unsubscribes after it, per recipient domain, over time, the
+    relay's most common replies), or with `audience` how the membership changed month by month.
+    Counted from what sending and consent already keep: nothing is recorded about anyone for it."""
     from newsletter.reports.campaign import campaign_detail
 
     store = _store(ctx)
     store.ready()
+    if what == "audience":
+        _audience_report(store)
+        return
+    if not what.isdigit():
+        raise UserError(
+            f"report {what!r}: give a campaign's number (`newsletter campaigns` lists them) or 'audience'"
+        )
     with store.session() as session:
-        detail = campaign_detail(session, campaign_id)
+        detail = campaign_detail(session, int(what))
     report = detail.report
     click.echo(_describe(report))
     click.echo(f"  subject   {report.campaign.subject}")
@@ -1159,6 +1167,41 @@ def report_command(ctx: click.Context, campaign_id: int) -> None:
         click.echo("\nThe relay's most common replies:")
         for reply, count in detail.replies:
             click.echo(f"  {count:>8,}  {reply}")
+
+
+def _audience_report(store: Store) -> None:
+    """`report audience`: members now by status, the last twelve months, sectors, regions, sources."""
+    from newsletter.reports.audience import audience_report
+
+    with store.session() as session:
+        report = audience_report(session)
+    click.echo(
+        "Members now: "
+        + ", ".join(f"{count:,} {status}" for status, count in sorted(report.by_status.items()))
+    )
+    click.echo(
+        f"\n  {'month':<8} {'joined':>7} {'confirmed':>9} {'left':>6} {'bounced':>7} {'complained':>10} {'members':>8}"
+    )
+    top = max((month.members for month in report.months), default=0) or 1
+    chart = sys.stdout.isatty()
+    for month in report.months:
+        bar = "  " + "#" * max(1, round(30 * month.members / top)) if chart and month.members > 0 else ""
+        click.echo(
+            f"  {month.month:<8} {month.joined:>7,} {month.confirmed:>9,} {month.unsubscribed:>6,} "
+            f"{month.bounced:>7,} {month.complained:>10,} {month.members:>8,}{bar}"
+        )
+    for title, rows in (
+        ("sector", report.by_sector),
+        ("region", report.by_region),
+        ("consent source", report.sources),
+    ):
+        click.echo(
+            f"\nBy {title}:"
+            if title != "consent source"
+            else "\nWhere consent came from (sign-ups and imports):"
+        )
+        for name, count in rows:
+            click.echo(f"  {count:>8,}  {name}")
 
 
 def _team(ctx: click.Context) -> Team:
