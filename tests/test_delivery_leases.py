@@ -76,7 +76,9 @@ def test_worker_once_exits_1_naming_rows_leased_beyond_its_wait(sending, server)
 
 def test_status_gives_no_time_left_for_rows_a_stopped_worker_still_holds(sending):
     campaign_id = started(sending)
-    die_holding(sending, 10, lease_seconds=3)
+    # A lease long enough that the steps below (claims, records, two status commands) end well inside
+    # it on a loaded machine: the check must come after two thirds of it and before its end.
+    die_holding(sending, 10, lease_seconds=6)
     with sending.store.database.session() as session:  # a live worker sent 20 just now: a rate
         live = ledger_rules.claim(session, "live-worker", 20, lease_seconds=60)
     with sending.store.database.session() as session:
@@ -91,7 +93,7 @@ def test_status_gives_no_time_left_for_rows_a_stopped_worker_still_holds(sending
     with sending.store.database.session() as session:  # the live worker sends its five and stops
         for row in five:
             ledger_rules.record(session, row, Reply(Outcome.SENT, 250, "OK"), 60, Rules())
-    time.sleep(2.2)  # over two thirds of the dead worker's lease has gone without its being renewed
+    time.sleep(4.3)  # over two thirds of the dead worker's lease has gone without its being renewed
 
     result = run(sending.settings, "status", str(campaign_id))
     assert result.exit_code == 0
