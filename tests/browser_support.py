@@ -125,3 +125,17 @@ def axe_violations(page: Page) -> list[str]:
         + ", ".join(str(node["target"]) for node in violation["nodes"][:3])
         for violation in found
     ]
+
+
+def looked_at(page: Page, name: str, reload: bool = True) -> None:
+    """What a person checks on a page, at a phone's width and a desktop's: axe-core finds nothing,
+    nothing is wider than the screen, and a screenshot `NAME-WIDTH.png` to look at. With `reload`
+    the page is loaded afresh at each width; without, for a page a reload would change (a form
+    being filled, the answer to a POST)."""
+    for width in (375, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        if reload:
+            page.reload()
+        assert axe_violations(page) == [], f"{name} at {width} px"
+        assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
+        screenshot(page, f"{name}-{width}")

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import axe_violations, launch_browser, overflow, screenshot
+from browser_support import launch_browser, looked_at
 from user_support import Background, free_port, init_project, link_in, newsletter, uncomment, wait_for_mail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +35,6 @@ CONTRIBUTOR = "cat.contributor@our-network.example"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     yield from launch_browser()
-
-
-def looked_at(page: Page, name: str) -> None:
-    """No accessibility problem axe can find, nothing wider than the screen, and a screenshot at both
-    widths (the page is reloaded at each)."""
-    for width in (375, 1280):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.reload()
-        assert axe_violations(page) == [], f"{name} at {width} px"
-        assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
-        screenshot(page, f"desk-{name}-{width}")
 
 
 def test_a_team_signs_in_to_the_desk_and_starts_an_issue(tmp_path, browser):
@@ -66,7 +55,7 @@ def test_a_team_signs_in_to_the_desk_and_starts_an_issue(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{base}/desk/")
         assert page.url.startswith(f"{base}/desk/sign-in")
-        looked_at(page, "sign-in")
+        looked_at(page, "desk-sign-in")
         page.get_by_label("Email address").fill(ADMIN)
         page.get_by_role("button", name="Email me a sign-in link").click()
         assert page.get_by_role("heading", name="Check your email").is_visible()
@@ -77,14 +66,14 @@ def test_a_team_signs_in_to_the_desk_and_starts_an_issue(tmp_path, browser):
         page.get_by_role("button", name="Sign in").click()
         assert page.get_by_role("heading", name="Issues").is_visible()
         assert page.get_by_text("Ann Admin").is_visible()
-        looked_at(page, "issues")
+        looked_at(page, "desk-issues")
 
         page.get_by_role("link", name="Team").click()
         page.get_by_label("Email address").fill(CONTRIBUTOR)
         page.get_by_label("Contributor:").check()
         page.get_by_role("button", name="Add to the team").click()
         assert page.get_by_text(f"Added {CONTRIBUTOR} as contributor.").is_visible()
-        looked_at(page, "team")
+        looked_at(page, "desk-team")
         listed = newsletter(folder, "editors", "list").stdout
         assert re.search(rf"^contributor\s+{re.escape(CONTRIBUTOR)}\s+signed in: never$", listed, re.M)
 
@@ -93,7 +82,7 @@ def test_a_team_signs_in_to_the_desk_and_starts_an_issue(tmp_path, browser):
         page.get_by_role("button", name="Start the issue").click()
         assert page.get_by_role("heading", name="2024-02").is_visible() or "2024-02" in page.content()
         assert page.get_by_text("drafted").is_visible()
-        looked_at(page, "issue")
+        looked_at(page, "desk-issue")
         assert (folder / "issues" / "2024-02" / "issue.yaml").is_file()
 
         # The contributor, with the link the command line prints, in a browser of their own.
@@ -199,7 +188,7 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         )
         drafter.get_by_role("button", name="Save", exact=True).first.click()
         expect(drafter.locator('[id="error-sections.1.items.1.url"]')).to_contain_text("https://")
-        looked_at(drafter, "edit-problem")
+        looked_at(drafter, "desk-edit-problem")
         field(drafter, "sections.1.items.1.url").fill("https://www.instituteofhealthequity.example.org/gwent")
         # Beside the form, the email as the form now reads, before anything is saved.
         live = drafter.frame_locator("#live iframe")
@@ -224,7 +213,7 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         drafter.goto(f"{base}/desk/issues/2023-11")
         drafter.get_by_role("button", name="Submit for review").click()
         expect(drafter.get_by_text("2023-11 submitted for review.")).to_be_visible()
-        looked_at(drafter, "issue-in-review")
+        looked_at(drafter, "desk-issue-in-review")
 
         # The editor previews it as a Welsh council member, test-sends it, approves and schedules it.
         editor = signed_in_page(browser, base, EDITOR, maildir, 3)
@@ -234,7 +223,7 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         )
         editor.get_by_role("button", name="Show").click()
         expect(editor.get_by_text("Showing as laura.morgan@blaenau-gwent.gov.example")).to_be_visible()
-        looked_at(editor, "preview")
+        looked_at(editor, "desk-preview")
         editor.goto(f"{base}/desk/issues/2023-11")
         editor.get_by_label("As the member with this address gets it").fill(
             "laura.morgan@blaenau-gwent.gov.example"
@@ -255,10 +244,10 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
             now = dt.datetime.now(ZoneInfo("Europe/London"))
         editor.get_by_label("Day").fill(now.strftime("%Y-%m-%d"))
         editor.get_by_label("Time").fill(now.strftime("%H:%M"))
-        looked_at_without_reload(editor, "schedule")
+        looked_at(editor, "desk-schedule", reload=False)
         editor.get_by_role("button", name="Check and confirm").click()
         expect(editor.get_by_text("to 3 members")).to_be_visible()
-        looked_at_without_reload(editor, "confirm")
+        looked_at(editor, "desk-confirm", reload=False)
         editor.get_by_role("button", name="Schedule it").click()
         expect(editor.get_by_text("scheduled", exact=False).first).to_be_visible()
 
@@ -267,7 +256,7 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         assert "Worker done: 3 sent, 0 deferred, 0 failed" in worker.stdout
         expect(editor.locator('[data-field="state"]')).to_have_text("sent", timeout=20_000)
         expect(editor.locator('[data-count="sent"]')).to_have_text("3")
-        looked_at(editor, "campaign")
+        looked_at(editor, "desk-campaign")
         delivered = [m for m in wait_for_mail(maildir, 7) if not m["Subject"].startswith("[TEST]")]
         assert {m["To"].addresses[0].addr_spec for m in delivered if "November" in m["Subject"]} == {
             "laura.morgan@blaenau-gwent.gov.example",
@@ -288,17 +277,8 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         ):
             assert step in history, step
         editor.goto(f"{base}/desk/calendar")
-        looked_at(editor, "calendar")
+        looked_at(editor, "desk-calendar")
     finally:
         log = serve.stop()
         sink.stop()
     assert "Traceback" not in log
-
-
-def looked_at_without_reload(page: Page, name: str) -> None:
-    """As `looked_at`, for a page a reload would change (a form being filled, a POST's answer)."""
-    for width in (375, 1280):
-        page.set_viewport_size({"width": width, "height": 900})
-        assert axe_violations(page) == [], f"{name} at {width} px"
-        assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
-        screenshot(page, f"desk-{name}-{width}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import axe_violations, launch_browser, overflow, screenshot
+from browser_support import axe_violations, launch_browser, looked_at, overflow, screenshot
 from newsletter.audience.store import Store
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Role
@@ -72,16 +72,6 @@ def sign_in(page: Page, base: str, smtp: RecordingSMTPServer) -> None:
 
 def by_id(page: Page, element_id: str):
     return page.locator(f'[id="{element_id}"]')
-
-
-def looked_at(page: Page, name: str) -> None:
-    """axe finds nothing, nothing sticks out sideways, and a screenshot, at both widths (reloaded)."""
-    for width in (1280, 375):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.reload()
-        assert axe_violations(page) == [], f"{name} at {width} px"
-        assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
-        screenshot(page, f"{name}-{width}")
 
 
 def test_an_editor_adds_a_publication_fixes_its_address_and_saves(browser, served):
