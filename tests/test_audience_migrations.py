@@ -28,6 +28,7 @@ TABLES = {
     "bounce_events",
     "editors",
     "desk_events",
+    "campaign_links",
 }
 
 

@@ -371,6 +371,27 @@ class Campaign(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     # Send the issue even to members an earlier campaign already sent it to (`send --resend`).
     resend: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The distinct emails it made when it started, most members first: [{"description", "members"}]
+    # (the same words as the preview's menu), for the report's "who got which content".
+    variants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class CampaignLink(Base):
+    """A link of a campaign's issue whose clicks are counted (`count_clicks`): how many times anyone
+    followed it, and nothing about who. The email carries a signed redirect naming this row's id; the
+    redirect only goes to `url`, which came from the issue."""
+
+    __tablename__ = "campaign_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # in the issue's order
+    section: Mapped[str] = mapped_column(String(300))  # the section's heading where it first appears
+    text: Mapped[str] = mapped_column(String(300))  # what the link says
+    url: Mapped[str] = mapped_column(Text)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("campaign_id", "url"),)
 
 
 class Delivery(Base):
