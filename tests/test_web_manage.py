@@ -22,7 +22,7 @@ from newsletter.db.models import (
     Suppression,
 )
 from test_audience_support import write_csv
-from web_support import open_site
+from web_support import forged, open_site
 
 
 @pytest.fixture
@@ -303,10 +303,7 @@ def test_one_click_for_an_erased_member_is_answered_and_a_bad_token_is_not(jo):
     jo.audience.erase("jo@example.org")
     provider = jo.fresh_client()
     assert provider.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
-    head, signature = token.rsplit(".", 1)
-    # The signature's first character carries six bits of it; the last one may carry padding.
-    forged = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
-    bad = provider.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"})
+    bad = provider.post(f"/unsubscribe/{forged(token)}", data={"List-Unsubscribe": "One-Click"})
     assert bad.status_code == 400
 
 

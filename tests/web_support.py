@@ -166,3 +166,10 @@ def open_site(database_url: str, *, limits: Limits | None = None, **overrides: A
             yield WebSite(app, app.test_client(), settings, store, Audience(store), smtp, Tokens(SECRET))
         finally:
             close_app(app)
+
+
+def forged(signed: str) -> str:
+    """`signed` (a token, or a path or address ending in one) with its signature changed by a character:
+    the first one, which carries six bits of it (the last may carry padding that decodes the same)."""
+    head, signature = signed.rsplit(".", 1)
+    return f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"

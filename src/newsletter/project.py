@@ -119,10 +119,19 @@ def settings_text(secret_key: str, theme: bool) -> str:
             lines.append(written if name == "theme_dir" and theme else f"# {written}")
         else:
             default = defaults[name].default
-            value = _toml_string(default) if isinstance(default, str) else repr(default)
+            value = _toml_value(default)
             lines.append(f"# {name} = {value}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    """A default as TOML writes it: text quoted, true/false in lower case, numbers as they are."""
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _toml_string(text: str) -> str:

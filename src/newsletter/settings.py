@@ -60,6 +60,7 @@ SETTING_HELP = {
     "dkim_domain": "the domain the DKIM signature is made for (default: the domain of from_address)",
     "dkim_ed25519_key": "an Ed25519 private key (PEM) for a second signature beside the RSA one (RFC 8463), optional",
     "dkim_ed25519_selector": "the selector of dkim_ed25519_key (default: dkim_selector followed by -ed25519)",
+    "count_clicks": "count how often each link of an issue is followed, through a redirect on `newsletter serve` (never who)",
     "network_name": "the network's name, in emails and on the pages",
     "issues_dir": "the folder of issues, one folder each",
     "theme_dir": "the theme (default: templates/ here if there is one, else the bundled theme)",
@@ -98,6 +99,7 @@ class Settings:
     dkim_domain: str = ""
     dkim_ed25519_key: str = ""  # a file, like ses_signing_cert
     dkim_ed25519_selector: str = ""
+    count_clicks: bool = False
     network_name: str = "Health Equity Network"
     issues_dir: Path = field(default_factory=lambda: Path("issues"))
     theme_dir: Path = field(default_factory=lambda: _project_or_bundled("templates", "email"))
@@ -206,6 +208,19 @@ def _field_types() -> dict[str, str]:
     return {f.name: str(f.type) for f in dataclasses.fields(Settings)}
 
 
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _boolean(key: str, value: object, source: str) -> bool:
+    """TOML's true/false, or the words an environment variable can carry."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise UserError(f"{source}: setting '{key}' must be true or false, not {value!r}")
+
+
 def _read_toml(path: Path) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -216,6 +231,8 @@ def _read_toml(path: Path) -> dict[str, object]:
 
 
 def _convert(key: str, value: object, type_name: str, source: str) -> object:
+    if type_name == "bool":
+        return _boolean(key, value, source)
     try:
         if isinstance(value, bool) or (isinstance(value, float) and type_name == "int"):
             raise ValueError  # TOML's true or 2.5 is not a count; int() would quietly make it 1 or 2

@@ -50,9 +50,13 @@ from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 # confirm: a sign-up; email: a new address; data: the my-data page (the subscriber pages make these).
 PURPOSES = ("unsubscribe", "preferences", "view", "bounce", "confirm", "email", "data")
-UNTIMED = frozenset({"bounce"})
+UNTIMED = frozenset({"bounce", "click"})
 KEY_DIGITS = 32  # a member's key: 16 random bytes as upper-case hex (`subscribers.link_key`)
 TAG_DIGITS = 16  # how much of it a token carries
+
+# A counted link (`count_clicks`) names a link of an issue, never a member: `LINKID.SIGNATURE`, with no
+# time in it, because a link in an email must go on working for as long as the email is kept.
+CLICK = "click"
 
 TAMPERED = "tampered"
 EXPIRED = "expired"
@@ -76,6 +80,7 @@ _KEY = re.compile(rf"[0-9A-F]{{{KEY_DIGITS}}}")
 _KEYED = re.compile(rf"[0-9a-z]+\.[0-9A-F]{{{TAG_DIGITS}}}(?:\.[A-Za-z0-9_-]+){{1,2}}")
 _KEYLESS = re.compile(r"[0-9a-z]+(?:\.[A-Za-z0-9_-]+){1,2}")
 _PURPOSE = re.compile(r"[a-z][a-z0-9_-]*")
+_CLICK = re.compile(r"[0-9a-z]+\.[A-Za-z0-9_-]+")
 _MAX_TOKEN = 200
 
 KeyOf = Callable[[int], str | None]
@@ -186,6 +191,20 @@ class Tokens:
         if not _ID.fullmatch(value):  # signed with our key, yet not an id this class writes
             raise BadToken(MALFORMED)
         return int(value, 36), issued_at
+
+    def make_click(self, link_id: int) -> str:
+        """The token of a counted link: the link's id (`campaign_links.id`), signed for clicks only."""
+        if link_id < 0:
+            raise ValueError(f"link ids are not negative: {link_id}")
+        return self._signer(CLICK).sign(_base36(link_id)).decode("ascii")
+
+    def read_click(self, token: str) -> int:
+        """The link id in a counted link's token, or `BadToken` (one changed by a character, or made for
+        anything else, is refused)."""
+        _issued_at, value = self._verify(CLICK, token, None, _CLICK)
+        if not _ID.fullmatch(value):
+            raise BadToken(MALFORMED)
+        return int(value, 36)
 
     def _read(self, purpose: str, token: str, key_of: KeyOf, max_age: int | None) -> tuple[int, int | None]:
         if (

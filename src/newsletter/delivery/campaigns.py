@@ -8,6 +8,7 @@ can win it) followed by the ledger snapshot, in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,10 +16,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.audience.store import Store
+from newsletter.content.loader import load_issue
+from newsletter.content.model import Issue
 from newsletter.db.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Subscriber, utcnow
 from newsletter.delivery import ledger
 from newsletter.editor import Editor
 from newsletter.errors import UserError
+from newsletter.settings import Settings
+from newsletter.vocabulary import Vocabulary
+
+# Called in the transaction that fixes a campaign's recipients, before any message can go out.
+OnStart = Callable[[Session, Campaign], None]
 
 STARTED_WITHIN_SECONDS = 30  # a running worker starts a due campaign well within this
 WHEN_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -231,7 +239,15 @@ def refuse_past(
         )
 
 
-def start_due(store: Store, domain: str, now: dt.datetime | None = None) -> list[int]:
+def campaign_issue(campaign: Campaign, settings: Settings, vocabulary: Vocabulary) -> Issue:
+    """The issue as it was when the campaign was scheduled (its kept text, not today's file)."""
+    path = settings.issues_dir / campaign.issue_slug / "issue.yaml"
+    return load_issue(path, vocabulary, text=campaign.issue_source)
+
+
+def start_due(
+    store: Store, domain: str, on_start: OnStart | None = None, now: dt.datetime | None = None
+) -> list[int]:
     """Start every scheduled campaign whose time has come: fix its recipients in the ledger."""
     now = now or utcnow()
     with store.session() as session:
@@ -244,13 +260,14 @@ def start_due(store: Store, domain: str, now: dt.datetime | None = None) -> list
         )
     started = []
     for campaign_id in due:
-        if start(store, campaign_id, domain):
+        if start(store, campaign_id, domain, on_start):
             started.append(campaign_id)
     return started
 
 
-def start(store: Store, campaign_id: int, domain: str) -> bool:
-    """Scheduled -> sending, with the snapshot, once; False if another worker already started it."""
+def start(store: Store, campaign_id: int, domain: str, on_start: OnStart | None = None) -> bool:
+    """Scheduled -> sending, with the snapshot, once; False if another worker already started it.
+    `on_start` adds what the campaign keeps of its start, in the same transaction."""
     with store.session() as session:
         issue_slug = session.scalar(select(Campaign.issue_slug).where(Campaign.id == campaign_id))
         if issue_slug is None:
@@ -268,6 +285,8 @@ def start(store: Store, campaign_id: int, domain: str) -> bool:
         assert campaign is not None
         where = store.audience(campaign.audiences)
         campaign.recipients = ledger.snapshot(session, campaign, where, domain)
+        if on_start is not None:
+            on_start(session, campaign)
         if not campaign.recipients:
             campaign.status, campaign.finished_at = CampaignStatus.SENT, utcnow()
     return True

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.audience import members
 from newsletter.content.model import Issue
-from newsletter.db.models import Format, Subscriber
+from newsletter.db.models import Delivery, Format, Subscriber
 from newsletter.delivery import ledger
 from newsletter.delivery.variants import Personaliser, VariantKey
+from newsletter.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ def _profiles(session: Session, where: ColumnElement[bool]) -> list[Profile]:
     ]
 
 
+def variants_of(
+    session: Session, campaign_id: int, issue: Issue, vocabulary: Vocabulary
+) -> list[dict[str, object]]:
+    """The distinct emails a campaign makes for the members in its ledger, most members first, each
+    described without naming anyone: what its report keeps of who got which content."""
+    in_ledger = Subscriber.id.in_(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign_id))
+    return [
+        {"description": what_they_get(view, vocabulary.regions), "members": view.members}
+        for view in foresee(issue, _profiles(session, in_ledger))
+    ]
+
+
 def foresee(issue: Issue, profiles: list[Profile]) -> list[Foreseen]:
     """The distinct emails these members will get, most members first."""
     personaliser = Personaliser(issue)
@@ -100,8 +113,13 @@ def foresee(issue: Issue, profiles: list[Profile]) -> list[Foreseen]:
 def describe(view: Foreseen, names: dict[str, str] | None = None, most: int = 3) -> str:
     """One line for the terminal and the preview's menu: who, in what format, what comes first, and
     the first `most` of what they miss (with how many more)."""
-    parts = [view.label if view.members == 1 else f"{view.label} (for example {view.example})"]
-    parts.append("plain text only" if view.text_only else "HTML and text")
+    who = view.label if view.members == 1 else f"{view.label} (for example {view.example})"
+    return f"{who}, {what_they_get(view, names, most)}"
+
+
+def what_they_get(view: Foreseen, names: dict[str, str] | None = None, most: int = 3) -> str:
+    """The content of one distinct email in words, naming nobody: for a campaign's report."""
+    parts = ["plain text only" if view.text_only else "HTML and text"]
     if view.region_first:
         parts.append(f"{(names or {}).get(view.region_first, view.region_first)} first in the place updates")
     if view.left_out:

@@ -29,6 +29,7 @@ with `WorkerStats.unfinished` saying what is left.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -42,12 +43,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from newsletter.audience.bouncing import Rules
 from newsletter.audience.store import Store
-from newsletter.content.loader import load_issue
 from newsletter.db.models import Campaign, CampaignStatus, utcnow
-from newsletter.delivery import campaigns, ledger
+from newsletter.delivery import campaigns, ledger, links, lookahead
+from newsletter.delivery.campaigns import campaign_issue
 from newsletter.delivery.connections import Connections
 from newsletter.delivery.message import PreparedMessage, Recipient
 from newsletter.delivery.outbound import Outbound
@@ -101,11 +103,15 @@ class _CampaignMessages:
     """
 
     def __init__(
-        self, campaign: Campaign, settings: Settings, renderer: Renderer, vocabulary: Vocabulary
+        self,
+        campaign: Campaign,
+        settings: Settings,
+        renderer: Renderer,
+        vocabulary: Vocabulary,
+        redirect_for: dict[str, str],
     ) -> None:
-        path = settings.issues_dir / campaign.issue_slug / "issue.yaml"
-        issue = load_issue(path, vocabulary, text=campaign.issue_source)
-        self.personaliser = Personaliser(issue)
+        self.personaliser = Personaliser(campaign_issue(campaign, settings, vocabulary))
+        self.redirect_for = redirect_for  # counted links' redirects (`count_clicks` when it started)
         self.renderer = renderer
         self.settings = settings
         self.prepared: OrderedDict[VariantKey, PreparedMessage] = OrderedDict()
@@ -116,6 +122,8 @@ class _CampaignMessages:
         prepared = self.prepared.get(key)
         if prepared is None:
             edition = self.renderer.render(self.personaliser.issue_for(key), with_html=not key.text_only)
+            if self.redirect_for and edition.html:
+                edition = dataclasses.replace(edition, html=links.rewrite(edition.html, self.redirect_for))
             prepared = PreparedMessage.build(edition, self.settings, text_only=key.text_only)
             self.rendered += 1
             self.prepared[key] = prepared
@@ -362,7 +370,9 @@ class Worker:
                 # a query or two (a round trip each on PostgreSQL) and the scheduler starts them on time.
                 looking = not claimed or time.monotonic() - looked_at >= LOOK_SECONDS
                 if looking:
-                    self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+                    self.stats.started_campaigns += campaigns.start_due(
+                        self.store, self.domain, self._on_start
+                    )
                     if claimed:
                         self._finish_campaigns(self.campaigns_seen)
                         self.campaigns_seen = set()
@@ -405,9 +415,18 @@ class Worker:
             self.stats.variants_rendered = sum(messages.rendered for messages in self.messages.values())
         return self.stats
 
+    def _on_start(self, session: Session, campaign: Campaign) -> None:
+        """What a campaign keeps of its start for its report, in the transaction that fixes its
+        recipients: the variants it makes and, with `count_clicks`, its counted links (so no message
+        can go out before its links are known)."""
+        issue = campaign_issue(campaign, self.settings, self.store.vocabulary)
+        campaign.variants = lookahead.variants_of(session, campaign.id, issue, self.store.vocabulary)
+        if self.settings.count_clicks:
+            links.record_links(session, campaign, issue, self.renderer)
+
     def _start_scheduled(self, campaign_id: int) -> bool:
         """The scheduler's job: start a campaign whose time came, counted like those found due."""
-        started = campaigns.start(self.store, campaign_id, self.domain)
+        started = campaigns.start(self.store, campaign_id, self.domain, self._on_start)
         if started:
             self.stats.started_campaigns.append(campaign_id)
         return started
@@ -562,7 +581,7 @@ class Worker:
             if stop.is_set():
                 break
             # A campaign whose time comes meanwhile still has its recipients fixed on time.
-            self.stats.started_campaigns += campaigns.start_due(self.store, self.domain)
+            self.stats.started_campaigns += campaigns.start_due(self.store, self.domain, self._on_start)
             problem = self.outbound.probe()
             if problem is None:
                 self.notice(
@@ -631,7 +650,12 @@ class Worker:
                 campaign = session.get(Campaign, campaign_id)
                 assert campaign is not None
                 session.expunge(campaign)
-            messages = _CampaignMessages(campaign, self.settings, self.renderer, self.store.vocabulary)
+                redirect_for = links.redirects(
+                    session, campaign_id, self.settings.base_url, self.outbound.tokens
+                )
+            messages = _CampaignMessages(
+                campaign, self.settings, self.renderer, self.store.vocabulary, redirect_for
+            )
             self.messages[campaign_id] = messages
         return messages
 

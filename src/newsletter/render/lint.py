@@ -342,6 +342,15 @@ def _strings(data: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
             yield from _strings(value, (*path, index))
 
 
+def named_links(html: str) -> list[tuple[str, str]]:
+    """Every `<a href>` of `html` in order, as (its accessible name, the address)."""
+    page = _Elements()
+    page.feed(html)
+    page.close()
+    page._close_link()
+    return page.named_links
+
+
 def same_name_different_addresses(links: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     """Each link name (case and spacing aside) given to more than one address, with those addresses
     in the order they appear: a list of links read out of context cannot tell such links apart."""

@@ -125,7 +125,7 @@ def create_app(
     app.jinja_env.globals.update(csrf_token=csrf.token, network=settings.network_name)
     security.install(app, csrf)
     _error_pages(app)
-    from newsletter.web import desk, desk_edit, pages
+    from newsletter.web import clicks, desk, desk_edit, pages
     from newsletter.web.archive import archive_blueprint
     from newsletter.web.webhooks import webhooks_blueprint
 
@@ -134,6 +134,7 @@ def create_app(
     app.register_blueprint(desk_edit.blueprint)  # editing an issue at /desk/issues/<slug>/edit
     app.register_blueprint(archive_blueprint(settings))  # the past issues at /archive/
     app.register_blueprint(webhooks_blueprint(settings))  # providers' bounces at /webhooks/<provider>
+    app.register_blueprint(clicks.blueprint)  # counted links' redirects at /c/<token>
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
