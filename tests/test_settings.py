@@ -62,6 +62,9 @@ def test_environment_wins_over_the_file(tmp_path):
         ("domain_rate", "10", 10.0),
         ("concurrency", "12", 12),
         ("theme_dir", "my-theme", Path("my-theme")),
+        ("count_clicks", "yes", True),
+        ("count_clicks", "False", False),
+        ("count_clicks", "1", True),
     ],
 )
 def test_environment_text_is_converted(tmp_path, name, raw, expected):
@@ -80,6 +83,7 @@ def test_environment_text_is_converted(tmp_path, name, raw, expected):
         ("max_rate", "-1", "setting 'max_rate' must be a number, 0 or more, not '-1'"),
         ("concurrency", "0", "setting 'concurrency' must be a positive whole number, not '0'"),
         ("concurrency", "many", "setting 'concurrency' must be a positive whole number, not 'many'"),
+        ("count_clicks", "maybe", "setting 'count_clicks' must be true or false, not 'maybe'"),
     ],
 )
 def test_bad_environment_values_are_refused(tmp_path, name, raw, message):
@@ -90,6 +94,16 @@ def test_bad_environment_values_are_refused(tmp_path, name, raw, message):
 def test_text_setting_given_a_number_is_refused(tmp_path):
     write_toml(tmp_path, "network_name = 5\n")
     with pytest.raises(UserError, match=r"newsletter.toml: setting 'network_name' must be text, not 5"):
+        Settings.load(tmp_path, environ={})
+
+
+def test_a_switch_is_true_or_false_in_the_file(tmp_path):
+    write_toml(tmp_path, "count_clicks = true\n")
+    assert Settings.load(tmp_path, environ={}).count_clicks is True
+    write_toml(tmp_path, "count_clicks = 1\n")
+    with pytest.raises(
+        UserError, match=r"newsletter.toml: setting 'count_clicks' must be true or false, not 1"
+    ):
         Settings.load(tmp_path, environ={})
 
 
