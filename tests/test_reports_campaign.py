@@ -146,7 +146,7 @@ def _message_id(session, campaign_id: int, subscriber_id: int) -> str:
 
 def test_report_as_a_user_runs_it(tmp_path):
     """The installed command in a folder made by `newsletter init`: the sample issue sent to the members
-    through `newsletter sink`, then `newsletter report 1`."""
+    through `newsletter sink`, then `newsletter report 1`, `report audience` and `report compare`."""
     import shutil
 
     from user_support import Background, free_port, init_project, newsletter, uncomment
@@ -176,6 +176,20 @@ def test_report_as_a_user_runs_it(tmp_path):
     audience = newsletter(folder, "report", "audience").stdout
     assert audience.startswith("Members now: 2 active")
     assert "Where consent came from (sign-ups and imports):" in audience and "import:people.csv" in audience
+    compared = newsletter(folder, "report", "compare").stdout.splitlines()
+    assert compared[0] == "The only campaign that started:"
+    # id, started (date, time), issue, recipients, reached, reach rate, bounced, bounce rate
+    assert compared[2].split()[:1] + compared[2].split()[3:9] == [
+        "1",
+        "2023-10",
+        "2",
+        "2",
+        "100.0%",
+        "0",
+        "0.0%",
+    ]
+    assert compared[2].split()[-2:] == ["-", "-"]  # clicks were not counted
+    assert compared[-1].startswith("Rates: ")
 
 
 # --- A ledger written for the test -----------------------------------------------------------------------

@@ -1117,25 +1117,44 @@ def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | No
 
 
 @cli.command("report")
-@click.argument("what", metavar="ID|audience")
+@click.argument("what", metavar="ID|audience|compare")
+@click.option(
+    "--last",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With compare: how many of the latest campaigns to set side by side (12 unless given).",
+)
 @click.pass_context
-def report_command(ctx: click.Context, what: str) -> None:
+def report_command(ctx: click.Context, what: str, last: int | None) -> None:
     """What campaign ID reached (counts, unsubscribes after it, per recipient domain, over time, the
-    relay's most common replies), or with `audience` how the membership changed month by month.
-    Counted from what sending and consent already keep: nothing is recorded about anyone for it."""
-    from newsletter.reports.campaign import campaign_detail
-
+    relay's most common replies, who got which content, clicks per section and link when counted); with
+    `audience` how the membership changed month by month; with `compare` the last campaigns side by
+    side, oldest first, their rates as percentages. Counted from what sending and consent already keep:
+    nothing is recorded about anyone for it."""
     store = _store(ctx)
     store.ready()
+    if what == "compare":
+        _compare_report(store, last)
+        return
+    if last is not None:
+        raise UserError("--last goes with `newsletter report compare`")
     if what == "audience":
         _audience_report(store)
         return
     if not what.isdigit():
         raise UserError(
-            f"report {what!r}: give a campaign's number (`newsletter campaigns` lists them) or 'audience'"
+            f"report {what!r}: give a campaign's number (`newsletter campaigns` lists them), "
+            "'audience' or 'compare'"
         )
+    _campaign_report(store, int(what))
+
+
+def _campaign_report(store: Store, campaign_id: int) -> None:
+    """`report ID`: counts, per domain, over time, replies, then content variants and clicks."""
+    from newsletter.reports.campaign import campaign_detail
+
     with store.session() as session:
-        detail = campaign_detail(session, int(what))
+        detail = campaign_detail(session, campaign_id)
     report = detail.report
     click.echo(_describe(report))
     click.echo(f"  subject   {report.campaign.subject}")
@@ -1167,6 +1186,58 @@ def report_command(ctx: click.Context, what: str) -> None:
         click.echo("\nThe relay's most common replies:")
         for reply, count in detail.replies:
             click.echo(f"  {count:>8,}  {reply}")
+    if detail.variants:
+        click.echo("\nWho got which content (each distinct email it made, and to how many members):")
+        for description, members in detail.variants:
+            click.echo(f"  {members:>8,}  {description}")
+    if not detail.clicks_counted:
+        click.echo("\nClicks were not counted for this campaign (count_clicks was off when it started).")
+        return
+    click.echo("\nClicks per section (how often its links were followed; never by whom):")
+    for section, clicks in detail.sections:
+        click.echo(f"  {clicks:>8,}  {section}")
+    click.echo("\nClicks per link, in the issue's order:")
+    for link in detail.links:
+        click.echo(f"  {link.clicks:>8,}  {link.text} ({link.section})  {link.url}")
+
+
+def _compare_report(store: Store, last: int | None) -> None:
+    """`report compare`: the last campaigns that started, a line each, oldest first."""
+    from newsletter.reports.compare import compare_campaigns
+
+    with store.session() as session:
+        lines = compare_campaigns(session) if last is None else compare_campaigns(session, last)
+    if not lines:
+        click.echo("No campaign has started yet: `newsletter campaigns` lists them.")
+        return
+
+    def rate(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}%}"
+
+    click.echo(
+        f"The last {len(lines)} campaigns that started, oldest first:"
+        if len(lines) > 1
+        else "The only campaign that started:"
+        if last is None
+        else "The last campaign that started:"
+    )
+    click.echo(
+        f"  {'id':>4}  {'started (UTC)':<16}  {'issue':<12} {'recipients':>10} {'reached':>14}"
+        f" {'bounced':>14} {'failed':>7} {'complained':>14} {'unsubscribed':>14} {'clicks':>14}"
+    )
+    for line in lines:
+        clicks = "-" if line.clicks is None else f"{line.clicks:,}"
+        click.echo(
+            f"  {line.id:>4}  {line.started_at:%Y-%m-%d %H:%M}  {line.issue_slug:<12} {line.recipients:>10,}"
+            f" {line.reached:>7,} {rate(line.reach_rate):>6} {line.bounced:>7,} {rate(line.bounce_rate):>6}"
+            f" {line.failed:>7,} {line.complained:>7,} {rate(line.complaint_rate, 2):>6}"
+            f" {line.unsubscribed:>7,} {rate(line.unsubscribe_rate, 2):>6} {clicks:>7} {rate(line.click_rate):>6}"
+        )
+    click.echo(
+        "Rates: reached of the recipients; bounced of the reached; complained, unsubscribed and clicks of "
+        "the delivered (reached less bounced). Clicks count clicks, not people; - where there is nothing "
+        "to count (clicks not counted)."
+    )
 
 
 def _audience_report(store: Store) -> None:
