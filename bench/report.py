@@ -4,15 +4,18 @@ million members, on SQLite.
 It generates N fictional members (bench/members.py) and imports them with the same code as
 `newsletter subscribers import` into a fresh SQLite file, then writes a campaign's ledger straight
 into the database for the first 200,000 of them, as a finished campaign leaves it: mostly sent over
-half an hour, some deferred first, some failed or bounced, with the relay's replies. Then it times
-`reports.campaign.campaign_detail` and `reports.audience.audience_report` (median of 3 each).
+half an hour, some deferred first, some failed or bounced, with the relay's replies (each with a queue
+id of its own, as a relay's are), and the variants and counted links it made. Then it times
+`reports.campaign.campaign_detail`, `reports.compare.compare_campaigns` (the last issues side by side,
+here the one campaign) and `reports.audience.audience_report` (median of 3 each).
 
 Why the references are measured in the same run: the machine is shared and noisy. Beside each
 report stands a plain `SELECT count(*)` over the table it reads most (the campaign's ledger rows;
 the members), timed moments before on the same file, and the ratio is what to compare between runs.
 
-Targets (SQLite): the campaign report under 1 s and the audience report under 3 s. Prints figures;
-never fails on a missed target (a benchmark, not a test).
+Targets (SQLite): the campaign report under 1 s and the audience report under 3 s (the comparison has
+no target of its own: it reads the same ledger rows, fewer ways). Prints figures; never fails on a
+missed target (a benchmark, not a test).
 
     .venv/bin/python bench/report.py [--members 1000000] [--campaign 200000]
 """
@@ -35,6 +38,7 @@ import members  # noqa: E402  (bench/members.py, the deterministic member genera
 CAMPAIGN_TARGET_S = 1.0
 AUDIENCE_TARGET_S = 3.0
 REPEATS = 3
+LINKS = 40  # counted links of the campaign's issue, over 8 sections
 LEDGER = """
 INSERT INTO deliveries (campaign_id, subscriber_id, status, attempts, next_attempt_at, message_id,
                         last_reply, sent_at, updated_at)
@@ -72,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import func, select, text
 
     from newsletter.audience.service import Audience
-    from newsletter.db.models import Campaign, CampaignStatus, Delivery, Subscriber, utcnow
+    from newsletter.db.models import Campaign, CampaignLink, CampaignStatus, Delivery, Subscriber, utcnow
     from newsletter.reports.audience import audience_report
     from newsletter.reports.campaign import campaign_detail
+    from newsletter.reports.compare import compare_campaigns
     from newsletter.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-report-") as folder:
@@ -105,10 +110,25 @@ def main(argv: list[str] | None = None) -> int:
                 started_at=now,
                 finished_at=now,
                 recipients=args.campaign,
+                variants=[
+                    {"description": "HTML, housing and health", "members": args.campaign * 3 // 4},
+                    {"description": "plain text, housing and health", "members": args.campaign // 4},
+                ],
             )
             session.add(campaign)
             session.flush()
             campaign_id = campaign.id
+            session.add_all(
+                CampaignLink(
+                    campaign_id=campaign_id,
+                    position=position,
+                    section=f"Section {position % 8}",
+                    text=f"Link {position}",
+                    url=f"https://example.org/{position}",
+                    clicks=position * 37,
+                )
+                for position in range(1, LINKS + 1)
+            )
             session.execute(
                 text(LEDGER),
                 {"campaign": campaign_id, "started": now.isoformat(sep=" "), "size": args.campaign},
@@ -128,12 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             with store.session() as session:
                 return campaign_detail(session, campaign_id)
 
+        def comparison() -> object:
+            with store.session() as session:
+                return compare_campaigns(session)
+
         def members_report() -> object:
             with store.session() as session:
                 return audience_report(session)
 
         assert count_ledger() == args.campaign
         ledger_s, campaign_s = timed(count_ledger), timed(campaign_report)
+        compare_ledger_s, compare_s = timed(count_ledger), timed(comparison)
         members_s, audience_s = timed(count_members), timed(members_report)
         audience.close()
 
@@ -143,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  campaign report:  {campaign_s:6.2f} s   count(*) of its ledger rows: {ledger_s:6.3f} s   ratio {campaign_s / ledger_s:,.0f}"
+    )
+    print(
+        f"  comparison:       {compare_s:6.2f} s   count(*) of its ledger rows: {compare_ledger_s:6.3f} s   ratio {compare_s / compare_ledger_s:,.0f}"
     )
     print(
         f"  audience report:  {audience_s:6.2f} s   count(*) of the members:     {members_s:6.3f} s   ratio {audience_s / members_s:,.0f}"

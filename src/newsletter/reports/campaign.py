@@ -22,6 +22,7 @@ import string
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
@@ -223,36 +224,28 @@ def _domains(session: Session, campaign: Campaign, postgres: bool) -> list[Domai
     )
     started = campaign.started_at or campaign.send_at
     domains = [
-        DomainLine(*counts, median_accept_seconds=_median_seconds(started, *_middle(middle)))
-        for *counts, middle in ((*row[:7], row[7:]) for row in rows)
+        DomainLine(name, messages, sent, deferred, failed, bounced, waiting, _median_seconds(started, middle))
+        for name, messages, sent, deferred, failed, bounced, waiting, *middle in rows
     ]
     domains.sort(key=lambda line: (-line.messages, line.domain))
     return domains
 
 
-def _middle(found: Sequence[object]) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The lower and upper middle acceptance times (the same one for an odd count), from either
-    backend's form: PostgreSQL's two timestamps, or SQLite's text of them all."""
-    if len(found) == 2:
-        lower, upper = found
-        assert lower is None or isinstance(lower, dt.datetime)
-        assert upper is None or isinstance(upper, dt.datetime)
-        return lower, upper
-    (joined,) = found
-    if not joined:
-        return None, None
-    # ISO text sorts as the times do.
-    times = sorted(str(joined).split(","))
-    count = len(times)
-    return dt.datetime.fromisoformat(times[(count - 1) // 2]), dt.datetime.fromisoformat(times[count // 2])
-
-
-def _median_seconds(
-    started: dt.datetime, lower: dt.datetime | None, upper: dt.datetime | None
-) -> float | None:
-    """The median of the seconds from the start, from its middle times: `statistics.median` of the
-    middle two is the median of all, to the last digit."""
-    if lower is None or upper is None:
+def _median_seconds(started: dt.datetime, middle: Sequence[Any]) -> float | None:
+    """The median of the seconds from the start to each accepted message, from the middle times in
+    either backend's form: PostgreSQL's lower and upper middle timestamps (the same one for an odd
+    count), or SQLite's text of them all. `statistics.median` of the middle two is the median of all,
+    to the last digit; None when the domain had nothing accepted."""
+    if len(middle) == 2:
+        lower, upper = middle
+    elif middle[0]:
+        times = sorted(middle[0].split(","))  # ISO text sorts as the times do
+        lower, upper = (
+            dt.datetime.fromisoformat(times[place]) for place in ((len(times) - 1) // 2, len(times) // 2)
+        )
+    else:
+        return None
+    if lower is None:
         return None
     return max(0.0, statistics.median([(lower - started).total_seconds(), (upper - started).total_seconds()]))
 
