@@ -24,7 +24,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, String, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.audience.consent import Action as ConsentAction
@@ -37,14 +37,13 @@ ACCEPTED = (
     DeliveryStatus.SENT.value,
     DeliveryStatus.BOUNCED.value,
 )  # the relay took these (a bounce came later)
-LEAVING = (ConsentAction.UNSUBSCRIBED.value, ConsentAction.COMPLAINED.value)  # off the list since
+LEAVING = (ConsentAction.UNSUBSCRIBED.value, ConsentAction.COMPLAINED.value)  # off the list for it
 # A queue id, a message id, a long number: what makes alike replies differ ("queued as 4F2A91C3").
 _PARTICULAR_LENGTH = 6
 _PARTICULAR = re.compile(rf"(?=[\w.-]*\d)[\w.-]{{{_PARTICULAR_LENGTH},}}|<[^>]*>")
 # The ASCII characters of such a token, for the database to find one at the end of a reply (the
 # likeliest first: SQL's rtrim tries them in order).
-_TOKEN_NOT_DIGIT = string.ascii_uppercase + string.ascii_lowercase + "_.-"
-_TOKEN = string.digits + _TOKEN_NOT_DIGIT
+_TOKEN = string.digits + string.ascii_uppercase + string.ascii_lowercase + "_.-"
 _TOKEN_CLASS = "[A-Za-z0-9_.-]"  # the same, as a GLOB or regular expression's class
 # What a reply's own last token becomes in the database's grouping: a token `reply_kind` takes out too.
 _ANY_PARTICULAR = "0" * _PARTICULAR_LENGTH
@@ -102,20 +101,15 @@ class CampaignDetail:
     @property
     def sections(self) -> list[tuple[str, int]]:
         """Clicks per section of the issue, in the order the sections first appear."""
-        return list(clicks_by_section(self.links).items())
+        sections: dict[str, int] = {}
+        for link in self.links:
+            sections[link.section] = sections.get(link.section, 0) + link.clicks
+        return list(sections.items())
 
 
 def reply_kind(reply: str) -> str:
     """A reply with what is particular to one message taken out, so alike replies count together."""
     return _PARTICULAR.sub("…", " ".join(reply.split()))[:200]
-
-
-def clicks_by_section(links: Sequence[LinkLine]) -> dict[str, int]:
-    """Clicks summed per section, the sections in the order their first link appears."""
-    sections: dict[str, int] = {}
-    for link in links:
-        sections[link.section] = sections.get(link.section, 0) + link.clicks
-    return sections
 
 
 def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
@@ -130,17 +124,17 @@ def campaign_detail(session: Session, campaign_id: int) -> CampaignDetail:
         over_time=_over_time(session, campaign_id, postgres),
         domains=_domains(session, campaign, postgres),
         replies=_replies(session, campaign_id, postgres),
-        variants=variants_of(campaign),
-        links=links_of(session, campaign_id),
+        variants=_variants(campaign),
+        links=_links(session, campaign_id),
     )
 
 
-def variants_of(campaign: Campaign) -> list[tuple[str, int]]:
+def _variants(campaign: Campaign) -> list[tuple[str, int]]:
     """(description, members) of each distinct email the campaign made, in the stored order."""
     return [(str(variant["description"]), int(variant["members"])) for variant in campaign.variants or []]
 
 
-def links_of(session: Session, campaign_id: int) -> list[LinkLine]:
+def _links(session: Session, campaign_id: int) -> list[LinkLine]:
     """The campaign's counted links in the issue's order (none if its clicks were not counted)."""
     rows = session.execute(
         select(
@@ -283,7 +277,8 @@ def _replies(session: Session, campaign_id: int, postgres: bool) -> list[tuple[s
     other reply is grouped as it is. Equal counts are in alphabetical order."""
     reply = Delivery.last_reply
     key = case(
-        (_ends_in_particular(reply, postgres), func.rtrim(reply, _TOKEN) + _ANY_PARTICULAR), else_=reply
+        (_ends_in_particular(reply, postgres), func.rtrim(reply, _TOKEN, type_=String) + _ANY_PARTICULAR),
+        else_=reply,
     )
     counts: Counter[str] = Counter()
     for grouped, count in session.execute(
