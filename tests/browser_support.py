@@ -136,6 +136,7 @@ def looked_at(page: Page, name: str, reload: bool = True) -> None:
         page.set_viewport_size({"width": width, "height": 900})
         if reload:
             page.reload()
-        assert axe_violations(page) == [], f"{name} at {width} px"
+        violations = axe_violations(page)
+        assert violations == [], f"{name} at {width} px: {violations}"
         assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
         screenshot(page, f"{name}-{width}")

@@ -257,6 +257,14 @@ def test_a_month_at_the_desk_from_draft_to_sent(tmp_path, browser):
         expect(editor.locator('[data-field="state"]')).to_have_text("sent", timeout=20_000)
         expect(editor.locator('[data-count="sent"]')).to_have_text("3")
         looked_at(editor, "desk-campaign")
+        # Its report, from the campaign's page: a chart of the domains, with its table beside it.
+        editor.get_by_role("link", name="Its report").click()
+        domains = editor.locator(
+            "section.report-figure", has=editor.get_by_role("heading", name="By recipient domain")
+        )
+        expect(domains.locator("svg[role=img]")).to_have_count(1)
+        expect(domains.get_by_role("row", name="blaenau-gwent.gov.example")).to_contain_text("2")
+        editor.go_back()
         delivered = [m for m in wait_for_mail(maildir, 7) if not m["Subject"].startswith("[TEST]")]
         assert {m["To"].addresses[0].addr_spec for m in delivered if "November" in m["Subject"]} == {
             "laura.morgan@blaenau-gwent.gov.example",

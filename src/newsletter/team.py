@@ -47,6 +47,7 @@ class Action(enum.StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     MANAGE_TEAM = "manage-team"  # add, change and remove accounts
+    REPORTS = "reports"  # read the campaign and audience reports, download their tables
 
 
 _CONTRIBUTOR = frozenset({Action.DRAFT, Action.SUBMIT})
@@ -57,6 +58,7 @@ _EDITOR = _CONTRIBUTOR | {
     Action.PAUSE,
     Action.RESUME,
     Action.CANCEL,
+    Action.REPORTS,
 }
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.CONTRIBUTOR: _CONTRIBUTOR,
@@ -65,7 +67,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 }
 ROLE_WORDS = {
     Role.CONTRIBUTOR: "drafts issues and submits them for review",
-    Role.EDITOR: "also approves, test-sends, schedules, pauses, resumes and cancels",
+    Role.EDITOR: "also approves, test-sends, schedules, pauses, resumes and cancels, and reads the reports",
     Role.ADMIN: "also adds, changes and removes accounts",
 }
 
