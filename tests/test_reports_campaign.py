@@ -190,6 +190,19 @@ def test_report_as_a_user_runs_it(tmp_path):
     ]
     assert compared[2].split()[-2:] == ["-", "-"]  # clicks were not counted
     assert compared[-1].startswith("Rates: ")
+    # Any table of a report as the CSV the desk downloads, for a spreadsheet.
+    domains = newsletter(folder, "report", "1", "--csv", "domains").stdout.splitlines()
+    assert domains[0].startswith("Domain,Messages,Sent,Deferred,Failed,Bounced,Waiting")
+    assert sorted(line.split(",")[:3] for line in domains[1:]) == [
+        ["accepting.example", "1", "1"],
+        ["other.example", "1", "1"],
+    ]
+    months = newsletter(folder, "report", "audience", "--csv", "months").stdout.splitlines()
+    assert months[0].endswith("Members at its end") and months[-1].endswith(",2")
+    unknown = newsletter(folder, "report", "1", "--csv", "everything", ok=False)
+    assert (
+        unknown.returncode == 1 and "this report's tables are outcomes, over-time, domains" in unknown.stderr
+    )
 
 
 # --- A ledger written for the test -----------------------------------------------------------------------

@@ -1124,8 +1124,15 @@ def dkim_keygen(ctx: click.Context, selector: str, ed25519: bool, out: Path | No
     default=None,
     help="With compare: how many of the latest campaigns to set side by side (12 unless given).",
 )
+@click.option(
+    "--csv",
+    "table_name",
+    metavar="TABLE",
+    default=None,
+    help="Write one table of the report as CSV instead (as the desk's downloads; e.g. domains, links, months).",
+)
 @click.pass_context
-def report_command(ctx: click.Context, what: str, last: int | None) -> None:
+def report_command(ctx: click.Context, what: str, last: int | None, table_name: str | None) -> None:
     """What campaign ID reached (counts, unsubscribes after it, per recipient domain, over time, the
     relay's most common replies, who got which content, clicks per section and link when counted); with
     `audience` how the membership changed month by month; with `compare` the last campaigns side by
@@ -1133,20 +1140,46 @@ def report_command(ctx: click.Context, what: str, last: int | None) -> None:
     nothing is recorded about anyone for it."""
     store = _store(ctx)
     store.ready()
-    if what == "compare":
-        _compare_report(store, last)
-        return
-    if last is not None:
-        raise UserError("--last goes with `newsletter report compare`")
-    if what == "audience":
-        _audience_report(store)
-        return
-    if not what.isdigit():
+    if what not in ("audience", "compare") and not what.isdigit():
         raise UserError(
             f"report {what!r}: give a campaign's number (`newsletter campaigns` lists them), "
             "'audience' or 'compare'"
         )
+    if last is not None and what != "compare":
+        raise UserError("--last goes with `newsletter report compare`")
+    if table_name is not None:
+        _report_table(store, what, last, table_name)
+        return
+    if what == "compare":
+        _compare_report(store, last)
+        return
+    if what == "audience":
+        _audience_report(store)
+        return
     _campaign_report(store, int(what))
+
+
+def _report_table(store: Store, what: str, last: int | None, name: str) -> None:
+    """`report ... --csv TABLE`: one of the report's tables as CSV, the desk's download of it."""
+    from newsletter.reports import figures
+    from newsletter.reports.audience import audience_report
+    from newsletter.reports.campaign import campaign_detail
+    from newsletter.reports.compare import LAST, compare_campaigns
+    from newsletter.reports.tables import find
+
+    with store.session() as session:
+        if what == "compare":
+            shown = figures.compare_figures(compare_campaigns(session, last or LAST))
+        elif what == "audience":
+            shown = figures.audience_figures(audience_report(session))
+        else:
+            shown = figures.campaign_figures(campaign_detail(session, int(what)))
+    tables = [figure.table for figure in shown]
+    table = find(tables, name)
+    if table is None:
+        names = ", ".join(dict.fromkeys(table.name for table in tables))
+        raise UserError(f"--csv {name}: this report's tables are {names}")
+    click.echo(table.csv(), nl=False)
 
 
 def _campaign_report(store: Store, campaign_id: int) -> None:
