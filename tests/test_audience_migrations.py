@@ -29,6 +29,7 @@ TABLES = {
     "editors",
     "desk_events",
     "campaign_links",
+    "submissions",
 }
 
 

@@ -47,3 +47,11 @@ class ProblemsFound(UserError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(problem) for problem in problems))
+
+
+class FieldProblem(UserError):
+    """What is wrong with one field of a desk form (`field`: its name), to show next to it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

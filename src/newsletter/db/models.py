@@ -458,3 +458,42 @@ class BounceEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime)  # when the report says it happened
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)  # when it came in
     undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # `bounces undo` restored the member
+
+
+class SubmissionStatus(enum.StrEnum):
+    """Where a member's submission stands with the editors."""
+
+    PENDING = "pending"  # waiting for an editor
+    QUESTION = "question"  # an editor asked the member something (emailed); it waits for them
+    ACCEPTED = "accepted"  # made an item of a draft issue (`issue_slug`)
+    DECLINED = "declined"  # with the editor's note, emailed to the member
+
+
+class Submission(Base):
+    """Something a member offered for the newsletter (a report, a place update, a collaboration, an
+    event, a story idea): the fields of that kind of item, as the issue model names them.
+
+    Erasing the member empties `subscriber_id` and `name`: a pending submission no longer says who sent
+    it, and an accepted one keeps only the organisation's credit, which the issue already shows."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200), default="")  # the member's, when they sent it
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    credit: Mapped[bool] = mapped_column(Boolean, default=True)  # credit the organisation when published
+    kind: Mapped[str] = mapped_column(String(30))  # publication, place, collaboration, event, story
+    title: Mapped[str] = mapped_column(String(300))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus, "submission_status"))
+    note: Mapped[str] = mapped_column(Text, default="")  # the editor's question or reason, as emailed
+    issue_slug: Mapped[str | None] = mapped_column(String(100))  # the issue it was accepted into
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_submissions_subscriber", "subscriber_id"),
+        Index("ix_submissions_status", "status", "created_at"),
+    )

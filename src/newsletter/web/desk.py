@@ -39,9 +39,9 @@ from newsletter.content.loader import SLUG
 from newsletter.delivery import campaigns
 from newsletter.delivery.campaigns import CampaignReport
 from newsletter.delivery.service import Sending
-from newsletter.desk import Desk, FieldProblem, Stage
+from newsletter.desk import Desk, Stage
 from newsletter.editor import text_only_page
-from newsletter.errors import Problem, ProblemsFound, UserError
+from newsletter.errors import FieldProblem, Problem, ProblemsFound, UserError
 from newsletter.team import (
     ROLE_WORDS,
     SESSION_SECONDS,
