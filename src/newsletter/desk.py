@@ -25,7 +25,8 @@ from newsletter.delivery import campaigns
 from newsletter.delivery.campaigns import SendPlan
 from newsletter.delivery.service import Sending
 from newsletter.editor import CheckedIssue
-from newsletter.errors import UserError
+from newsletter.errors import FieldProblem, UserError
+from newsletter.submissions import review
 from newsletter.team import Account, Action, Event, Team
 
 
@@ -74,14 +75,6 @@ def _heading(path: Path) -> tuple[str, dt.date | None]:
     title = data.get("title")
     issue_date = data.get("date")
     return (str(title) if title else ""), (issue_date if isinstance(issue_date, dt.date) else None)
-
-
-class FieldProblem(UserError):
-    """What is wrong with one field of a desk form (`field`: its name), to show next to it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _allow(by: Account, action: Action) -> None:
@@ -213,6 +206,55 @@ class Desk:
             details=f"to {', '.join(planned.audiences)} ({planned.to_send:,} members)",
         )
         return campaign
+
+    # --- members' submissions --------------------------------------------------------------------------
+
+    def submissions(self, open_only: bool = True) -> list[review.Queued]:
+        """Members' submissions, newest first: those waiting for an editor, or all of them."""
+        with self.database.session() as session:
+            return review.queue(session, open_only)
+
+    def submission(self, submission_id: int) -> review.Queued:
+        with self.database.session() as session:
+            return review.find(session, submission_id)
+
+    def accept_submission(self, submission_id: int, slug: str, by: Account) -> review.Decided:
+        """Add a member's submission to the draft `slug` as an item of its kind (credited to their
+        organisation unless they said not to); only a draft takes new items."""
+        _allow(by, Action.REVIEW)
+        if not SLUG.fullmatch(slug) or not (self.issues_dir / slug / ISSUE_FILE).is_file():
+            raise FieldProblem("issue", "choose a draft issue to add it to")
+        if self.stage(slug) is not Stage.DRAFT:
+            raise FieldProblem("issue", f"{slug} is {self.stage(slug).value}: only a draft takes new items")
+        with self.database.session() as session:
+            decided = review.accept(
+                session, submission_id, self.issues_dir / slug / ISSUE_FILE, slug, by.email
+            )
+            session.commit()
+        self.team.record(
+            by, "added a member's submission", issue_slug=slug, details=_words(decided.submission.title)
+        )
+        return decided
+
+    def ask_about_submission(self, submission_id: int, question: str, by: Account) -> review.Decided:
+        """Ask the member a question about their submission (they are emailed it)."""
+        _allow(by, Action.REVIEW)
+        with self.database.session() as session:
+            decided = review.ask(session, submission_id, question, by.email)
+            session.commit()
+        return decided
+
+    def decline_submission(self, submission_id: int, reason: str, by: Account) -> review.Decided:
+        """Decline a member's submission, saying why (they are emailed it)."""
+        _allow(by, Action.REVIEW)
+        with self.database.session() as session:
+            decided = review.decline(session, submission_id, reason, by.email)
+            session.commit()
+        return decided
+
+    def drafts(self) -> list[IssueSummary]:
+        """The issues a submission can still go into, newest first."""
+        return [issue for issue in self.issues() if issue.stage is Stage.DRAFT]
 
     def steer(self, campaign_id: int, action: Action, by: Account) -> Campaign:
         """Pause, resume or cancel a campaign, and say so in its issue's history."""

@@ -48,6 +48,7 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     MANAGE_TEAM = "manage-team"  # add, change and remove accounts
     REPORTS = "reports"  # read the campaign and audience reports, download their tables
+    REVIEW = "review"  # accept members' submissions into a draft, ask about them, decline them
 
 
 _CONTRIBUTOR = frozenset({Action.DRAFT, Action.SUBMIT})
@@ -59,6 +60,7 @@ _EDITOR = _CONTRIBUTOR | {
     Action.RESUME,
     Action.CANCEL,
     Action.REPORTS,
+    Action.REVIEW,
 }
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.CONTRIBUTOR: _CONTRIBUTOR,
@@ -67,7 +69,8 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 }
 ROLE_WORDS = {
     Role.CONTRIBUTOR: "drafts issues and submits them for review",
-    Role.EDITOR: "also approves, test-sends, schedules, pauses, resumes and cancels, and reads the reports",
+    Role.EDITOR: "also approves, test-sends, schedules, pauses, resumes and cancels, reviews members' "
+    "submissions and reads the reports",
     Role.ADMIN: "also adds, changes and removes accounts",
 }
 

@@ -1,0 +1,209 @@
+"""The editors' side of members' submissions: the queue, and each one accepted into a draft issue, asked
+about, or declined.
+
+A submission's `fields` are the item as an issue file writes it (`submissions.member` makes them with
+the editor's own validation), so accepting one is adding that item to the draft's section of the same
+kind, with `credit: ORGANISATION` unless the member asked not to be credited; a draft without such a
+section gets one, before its contact section if it has one. The draft is written as the desk writes
+every edit (comments and layout kept, nothing written over a change made meanwhile), and from then
+on the item is edited like any other. Decisions are recorded on the submission; the member is told
+by email by the caller, once the decision is committed.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.content.issuefile import read_issue_file, write_draft
+from newsletter.db.models import Submission, SubmissionStatus, Subscriber, utcnow
+from newsletter.errors import FieldProblem, UserError
+
+# What a member may submit, and the section of the issue it becomes part of (None: a section itself).
+SECTION_OF = {
+    "publication": "publications",
+    "place": "places",
+    "collaboration": "collaborations",
+    "event": "events",
+    "story": None,
+}
+KIND_WORDS = {
+    "publication": "a publication or report",
+    "place": "a place update",
+    "collaboration": "a collaboration",
+    "event": "an event",
+    "story": "a story idea",
+}
+OPEN = (SubmissionStatus.PENDING, SubmissionStatus.QUESTION)  # waiting for the editors
+MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A submission as the desk lists it, with who sent it (their details now, if still a member)."""
+
+    submission: Submission
+    email: str | None  # None once the member is erased
+    name: str
+    organisation: str
+    sector: str | None
+
+    @property
+    def kind_words(self) -> str:
+        return KIND_WORDS.get(self.submission.kind, self.submission.kind)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision, for the email that tells the member (`email` None: nobody left to tell)."""
+
+    submission: Submission
+    email: str | None
+    issue_title: str | None = None
+
+
+def queue(session: Session, open_only: bool = True) -> list[Queued]:
+    """The submissions, newest first: only those waiting for the editors unless `open_only` is off."""
+    query = (
+        select(Submission, Subscriber.email, Subscriber.name, Subscriber.organisation, Subscriber.sector)
+        .outerjoin(Subscriber, Subscriber.id == Submission.subscriber_id)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+    )
+    if open_only:
+        query = query.where(Submission.status.in_(OPEN))
+    return [_queued(*row) for row in session.execute(query)]
+
+
+def find(session: Session, submission_id: int) -> Queued:
+    """One submission with its member; a `UserError` for a number that is not one."""
+    row = session.execute(
+        select(Submission, Subscriber.email, Subscriber.name, Subscriber.organisation, Subscriber.sector)
+        .outerjoin(Subscriber, Subscriber.id == Submission.subscriber_id)
+        .where(Submission.id == submission_id)
+    ).first()
+    if row is None:
+        raise UserError(f"no submission {submission_id}")
+    return _queued(*row)
+
+
+def _queued(
+    submission: Submission, email: str | None, name: str | None, organisation: str | None, sector: str | None
+) -> Queued:
+    return Queued(
+        submission,
+        email,
+        name or submission.name,
+        organisation or submission.organisation,
+        sector,
+    )
+
+
+def with_item(data: Any, kind: str, fields: dict[str, Any], credit: str | None) -> dict[str, Any]:
+    """The issue file's data with the submitted item added where an editor would put it."""
+    if kind not in SECTION_OF:
+        raise UserError(f"a submission of an unknown kind {kind!r}")
+    new = copy.deepcopy(data) if isinstance(data, dict) else {}
+    item = {key: value for key, value in fields.items() if key != "kind"}
+    if credit:
+        item["credit"] = credit
+    sections = new.get("sections")
+    if not isinstance(sections, list):
+        sections = new["sections"] = []
+    section_kind = SECTION_OF[kind]
+    if section_kind is None:  # a story is a section of its own
+        _insert_section(sections, {"kind": "story", **item})
+        return new
+    for section in sections:
+        if isinstance(section, dict) and section.get("kind") == section_kind:
+            items = section.get("items")
+            if not isinstance(items, list):
+                items = section["items"] = []
+            items.append(item)
+            return new
+    _insert_section(sections, {"kind": section_kind, "items": [item]})
+    return new
+
+
+def _insert_section(sections: list[Any], section: dict[str, Any]) -> None:
+    """A new section goes before the contact section (which closes an issue), else last."""
+    for index, existing in enumerate(sections):
+        if isinstance(existing, dict) and existing.get("kind") == "contact":
+            sections.insert(index, section)
+            return
+    sections.append(section)
+
+
+def accept(session: Session, submission_id: int, issue_path: Path, slug: str, editor: str) -> Decided:
+    """Add the submission to the draft `issue_path` as an item and mark it accepted into `slug`."""
+    found = _open(session, submission_id)
+    submission = found.submission
+    current = read_issue_file(issue_path)
+    credit = (found.organisation or submission.organisation).strip() if submission.credit else None
+    write_draft(
+        issue_path, with_item(current.data, submission.kind, submission.fields, credit or None), current.version
+    )
+    _decide(submission, SubmissionStatus.ACCEPTED, editor, note="", issue_slug=slug)
+    title = current.data.get("title") if isinstance(current.data, dict) else None
+    return Decided(submission, found.email, str(title) if title else slug)
+
+
+def ask(session: Session, submission_id: int, question: str, editor: str) -> Decided:
+    """Ask the member something about it: it waits for their answer (by email) as `question`."""
+    found = _open(session, submission_id)
+    _decide(found.submission, SubmissionStatus.QUESTION, editor, note=_note(question, "question", "ask"))
+    return Decided(found.submission, found.email)
+
+
+def decline(session: Session, submission_id: int, reason: str, editor: str) -> Decided:
+    """Decline it, saying why (the member is told)."""
+    found = _open(session, submission_id)
+    _decide(found.submission, SubmissionStatus.DECLINED, editor, note=_note(reason, "reason", "say why"))
+    return Decided(found.submission, found.email)
+
+
+def _open(session: Session, submission_id: int) -> Queued:
+    found = find(session, submission_id)
+    if found.submission.status not in OPEN:
+        raise UserError(
+            f"submission {submission_id} was already {found.submission.status.value}: nothing was changed"
+        )
+    return found
+
+
+def _note(text: str, field: str, verb: str) -> str:
+    words = text.strip()
+    if not words:
+        raise FieldProblem(field, f"{verb}: the member reads this in the email we send them")
+    if len(words) > MAX_NOTE:
+        raise FieldProblem(field, f"keep it under {MAX_NOTE:,} characters (it has {len(words):,})")
+    return words
+
+
+def _decide(
+    submission: Submission,
+    status: SubmissionStatus,
+    editor: str,
+    note: str,
+    issue_slug: str | None = None,
+) -> None:
+    submission.status = status
+    submission.note = note
+    submission.issue_slug = issue_slug
+    submission.decided_by = editor
+    submission.decided_at = utcnow()
+
+
+def age(submission: Submission, now: dt.datetime | None = None) -> str:
+    """How long ago it came, in words the queue shows ("3 days ago")."""
+    seconds = ((now or utcnow()) - submission.created_at).total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"
