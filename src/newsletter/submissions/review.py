@@ -46,13 +46,22 @@ MAX_NOTE = 2000
 
 @dataclass(frozen=True)
 class Queued:
-    """A submission as the desk lists it, with who sent it (their details now, if still a member)."""
+    """A submission as the desk lists it, with the member who sent it (None once they are erased)."""
 
     submission: Submission
-    email: str | None  # None once the member is erased
-    name: str
-    organisation: str
-    sector: str | None
+    member: Subscriber | None
+
+    @property
+    def name(self) -> str:
+        return (self.member.name if self.member else "") or self.submission.name
+
+    @property
+    def organisation(self) -> str:
+        return (self.member.organisation if self.member else "") or self.submission.organisation
+
+    @property
+    def sector(self) -> str | None:
+        return self.member.sector if self.member else None
 
     @property
     def kind_words(self) -> str:
@@ -61,47 +70,35 @@ class Queued:
 
 @dataclass(frozen=True)
 class Decided:
-    """A decision, for the email that tells the member (`email` None: nobody left to tell)."""
+    """A decision, for the email that tells the member (`member` None: nobody left to tell)."""
 
     submission: Submission
-    email: str | None
+    member: Subscriber | None
     issue_title: str | None = None
 
 
 def queue(session: Session, open_only: bool = True) -> list[Queued]:
     """The submissions, newest first: only those waiting for the editors unless `open_only` is off."""
     query = (
-        select(Submission, Subscriber.email, Subscriber.name, Subscriber.organisation, Subscriber.sector)
+        select(Submission, Subscriber)
         .outerjoin(Subscriber, Subscriber.id == Submission.subscriber_id)
         .order_by(Submission.created_at.desc(), Submission.id.desc())
     )
     if open_only:
         query = query.where(Submission.status.in_(OPEN))
-    return [_queued(*row) for row in session.execute(query)]
+    return [Queued(*row) for row in session.execute(query)]
 
 
 def find(session: Session, submission_id: int) -> Queued:
     """One submission with its member; a `UserError` for a number that is not one."""
     row = session.execute(
-        select(Submission, Subscriber.email, Subscriber.name, Subscriber.organisation, Subscriber.sector)
+        select(Submission, Subscriber)
         .outerjoin(Subscriber, Subscriber.id == Submission.subscriber_id)
         .where(Submission.id == submission_id)
     ).first()
     if row is None:
         raise UserError(f"no submission {submission_id}")
-    return _queued(*row)
-
-
-def _queued(
-    submission: Submission, email: str | None, name: str | None, organisation: str | None, sector: str | None
-) -> Queued:
-    return Queued(
-        submission,
-        email,
-        name or submission.name,
-        organisation or submission.organisation,
-        sector,
-    )
+    return Queued(*row)
 
 
 def with_item(data: Any, kind: str, fields: dict[str, Any], credit: str | None) -> dict[str, Any]:
@@ -144,27 +141,27 @@ def accept(session: Session, submission_id: int, issue_path: Path, slug: str, ed
     found = _open(session, submission_id)
     submission = found.submission
     current = read_issue_file(issue_path)
-    credit = (found.organisation or submission.organisation).strip() if submission.credit else None
+    credit = found.organisation.strip() if submission.credit else None
     write_draft(
         issue_path, with_item(current.data, submission.kind, submission.fields, credit or None), current.version
     )
     _decide(submission, SubmissionStatus.ACCEPTED, editor, note="", issue_slug=slug)
     title = current.data.get("title") if isinstance(current.data, dict) else None
-    return Decided(submission, found.email, str(title) if title else slug)
+    return Decided(submission, found.member, str(title) if title else slug)
 
 
 def ask(session: Session, submission_id: int, question: str, editor: str) -> Decided:
     """Ask the member something about it: it waits for their answer (by email) as `question`."""
     found = _open(session, submission_id)
     _decide(found.submission, SubmissionStatus.QUESTION, editor, note=_note(question, "question", "ask"))
-    return Decided(found.submission, found.email)
+    return Decided(found.submission, found.member)
 
 
 def decline(session: Session, submission_id: int, reason: str, editor: str) -> Decided:
     """Decline it, saying why (the member is told)."""
     found = _open(session, submission_id)
     _decide(found.submission, SubmissionStatus.DECLINED, editor, note=_note(reason, "reason", "say why"))
-    return Decided(found.submission, found.email)
+    return Decided(found.submission, found.member)
 
 
 def _open(session: Session, submission_id: int) -> Queued:

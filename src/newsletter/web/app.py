@@ -125,7 +125,7 @@ def create_app(
     app.jinja_env.globals.update(csrf_token=csrf.token, network=settings.network_name)
     security.install(app, csrf)
     _error_pages(app)
-    from newsletter.web import clicks, desk, desk_edit, desk_reports, pages
+    from newsletter.web import clicks, desk, desk_edit, desk_reports, desk_submissions, pages
     from newsletter.web.archive import archive_blueprint
     from newsletter.web.webhooks import webhooks_blueprint
 
@@ -133,6 +133,7 @@ def create_app(
     app.register_blueprint(desk.blueprint)  # the editor's desk at /desk/
     app.register_blueprint(desk_edit.blueprint)  # editing an issue at /desk/issues/<slug>/edit
     app.register_blueprint(desk_reports.blueprint)  # /desk/reports/ and /desk/campaigns/<id>/report
+    app.register_blueprint(desk_submissions.blueprint)  # members' submissions at /desk/submissions/
     app.register_blueprint(archive_blueprint(settings))  # the past issues at /archive/
     app.register_blueprint(webhooks_blueprint(settings))  # providers' bounces at /webhooks/<provider>
     app.register_blueprint(clicks.blueprint)  # counted links' redirects at /c/<token>

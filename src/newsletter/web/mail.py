@@ -75,6 +75,28 @@ NOTICES = {
         action="My preferences",
         after=("Keep this email, or use the preferences link in the next newsletter.",),
     ),
+    "submission-accepted": Notice(
+        subject="Your submission to the {network} newsletter was accepted",
+        before=(
+            "Thank you for sharing your work with the {network}. The editors have added it to an issue:",
+        ),
+        action="See your submissions",
+        after=("The editors may still shorten or edit it before the issue is sent.",),
+    ),
+    "submission-question": Notice(
+        subject="A question about your submission to the {network} newsletter",
+        before=("Thank you for sharing your work with the {network}. An editor has a question about it:",),
+        action="See your submissions",
+        after=("Reply to this email to answer: it goes to the editors.",),
+    ),
+    "submission-declined": Notice(
+        subject="Your submission to the {network} newsletter",
+        before=(
+            "Thank you for sharing your work with the {network}. The editors will not include it this time:",
+        ),
+        action="See your submissions",
+        after=("You are welcome to share more of your work at any time.",),
+    ),
     "desk": Notice(
         subject="Your link to sign in to the {network} editor's desk",
         before=(
@@ -104,13 +126,15 @@ class Mailer:
         self.domain = sender_domain(settings)
         self.signer = signer_for(settings)  # the campaigns' DKIM keys: a bad one stops `serve` at start
 
-    def build(self, kind: str, to: str, url: str) -> bytes:
-        """The message as written (CRLF line endings), DKIM-signed when keys are set."""
+    def build(self, kind: str, to: str, url: str, details: tuple[str, ...] = ()) -> bytes:
+        """The message as written (CRLF line endings), DKIM-signed when keys are set. `details` are
+        lines of this one email (an editor's note, a title), shown as they are, set apart."""
         notice = NOTICES[kind]
         words = {"network": self.settings.network_name, "email": to}
         values = {
             "subject": notice.subject.format(**words),
             "before": [line.format(**words) for line in notice.before],
+            "details": list(details),
             "action": notice.action,
             "url": url,
             "after": [line.format(**words) for line in notice.after],
@@ -134,7 +158,9 @@ class Mailer:
         data = message.as_bytes()
         return data if self.signer is None else self.signer.sign(data)
 
-    def send(self, kind: str, to: str, url: str, bounce: str | None = None) -> Reply:
+    def send(
+        self, kind: str, to: str, url: str, bounce: str | None = None, details: tuple[str, ...] = ()
+    ) -> Reply:
         """Send one notice; the relay's reply (`Outcome.SENT` when it took it). A stale pooled
         connection is retried once. With `bounce` (a member's VERP token) the envelope sender is
         `bounces+TOKEN@domain`, as a campaign message's is, so a bounce of it reaches the same rules. The pages send through their `Outbox`, never straight from a
@@ -144,7 +170,7 @@ class Mailer:
         shortened (`j…@example.org`), and never raised: the page says "try again later" in the same
         words whoever the address belongs to, so it cannot reveal who is a member.
         """
-        data = self.build(kind, to, url)
+        data = self.build(kind, to, url, details)
         sender = bounce_address(bounce, self.settings) if bounce else self.sender
         reply = self.transport.send(sender, to, data)
         if reply.outcome == Outcome.DEFERRED and reply.code == 0:

@@ -59,6 +59,7 @@ class Letter:
     url: str
     send: bool = True
     bounce: str | None = None
+    details: tuple[str, ...] = ()  # lines of this one email (`Mailer.build`)
 
 
 class _State(enum.Enum):
@@ -215,12 +216,12 @@ class Outbox:
     def _deliver(self, letter: Letter, started: float) -> tuple[bool, bool]:
         """(sent, relay unreachable). A letter not to send is built, then takes as long as sends do."""
         if not letter.send:
-            self.mailer.build(letter.kind, letter.to, letter.url)
+            self.mailer.build(letter.kind, letter.to, letter.url, letter.details)
             with self._lock:
                 typical = statistics.median(self._recent) if self._recent else 0.0
             time.sleep(max(0.0, started + typical - time.monotonic()))
             return True, False
-        reply = self.mailer.send(letter.kind, letter.to, letter.url, letter.bounce)
+        reply = self.mailer.send(letter.kind, letter.to, letter.url, letter.bounce, letter.details)
         unreachable = reply.outcome == Outcome.DEFERRED and reply.code in (0, 421)
         return reply.outcome == Outcome.SENT, unreachable
 
