@@ -58,6 +58,7 @@ sections:
         url: https://example.org/partnership
       - label: Join the Network
         url: https://example.org/join
+    credit: "  Leeds City Council  "
     topics: [housing, communities]
   - kind: publications
     heading: Reports
@@ -70,6 +71,7 @@ sections:
         date: 2023-10-02
         authors: [UCL Institute of Health Equity, Jane Doe]
         commissioner: NHS England
+        credit: UCL Institute of Health Equity
         topics: [nhs-integrated-care]
     topics: [health-equity]
   - kind: places
@@ -84,6 +86,7 @@ sections:
         link:
           label: All Together Fairer
           url: https://example.org/atf
+        credit: Cheshire and Merseyside Health and Care Partnership
         topics: [marmot-places]
     topics: [local-government]
   - kind: collaborations
@@ -96,6 +99,7 @@ sections:
         link:
           label: The review
           url: https://example.org/norway
+        credit: Norwegian Directorate of Health
         topics: [international]
     topics: [international]
   - kind: events
@@ -106,6 +110,7 @@ sections:
         location: Birmingham
         url: https://example.org/conference
         summary: Two days of talks.
+        credit: Birmingham City Council
         topics: [network-events]
     topics: [network-events]
   - kind: call_to_action
@@ -147,6 +152,7 @@ EXPECTED = Issue(
                 Link(label="About the partnership", url="https://example.org/partnership"),
                 Link(label="Join the Network", url="https://example.org/join"),
             ),
+            credit="Leeds City Council",
             topics=("housing", "communities"),
         ),
         Publications(
@@ -160,6 +166,7 @@ EXPECTED = Issue(
                     date=dt.date(2023, 10, 2),
                     authors=("UCL Institute of Health Equity", "Jane Doe"),
                     commissioner="NHS England",
+                    credit="UCL Institute of Health Equity",
                     topics=("nhs-integrated-care",),
                 ),
             ),
@@ -175,6 +182,7 @@ EXPECTED = Issue(
                     kind="Marmot Region",
                     updates="An anniversary.",
                     link=Link(label="All Together Fairer", url="https://example.org/atf"),
+                    credit="Cheshire and Merseyside Health and Care Partnership",
                     topics=("marmot-places",),
                 ),
             ),
@@ -189,6 +197,7 @@ EXPECTED = Issue(
                     partners=("Norwegian Directorate of Health",),
                     body="A rapid review.",
                     link=Link(label="The review", url="https://example.org/norway"),
+                    credit="Norwegian Directorate of Health",
                     topics=("international",),
                 ),
             ),
@@ -203,6 +212,7 @@ EXPECTED = Issue(
                     location="Birmingham",
                     url="https://example.org/conference",
                     summary="Two days of talks.",
+                    credit="Birmingham City Council",
                     topics=("network-events",),
                 ),
             ),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from newsletter.archive import feeds, search
 from newsletter.archive.collect import Collection, collect
+from newsletter.archive.contributors import CONTRIBUTORS_PATH, contributor_path, contributors
 from newsletter.content import images
 from newsletter.content.model import Event, Issue, PlaceUpdate, Publication
 from newsletter.errors import UserError, display_path
@@ -47,6 +48,10 @@ ASSETS = {
 # Folder and file names the archive uses itself; an issue slug may not take one.
 RESERVED = {"assets", "topics", "places", "regions", "publications", "search", "feed.xml", "sitemap.xml"}
 RESERVED.add("events")  # the events page
+RESERVED.add("contributors")  # the member organisations credited, and what each shared
+# Paths the archive's pages link to beyond `render/web.py`'s: with `contributor_path`, each "Shared by"
+# links to its organisation's page (`web.html`, read outside the archive, names the organisation alone).
+ARCHIVE_LINKS = {"contributor_path": contributor_path}
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class ArchiveSite:
         self.topics = self._by_topic()
         self.places = self._places()
         self.publications = self._publications()
+        self.contributors = contributors(self.entries)
         self.pages: dict[str, Page] = {}
         self._rendered: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -228,6 +234,9 @@ class ArchiveSite:
         self._html("archive/publications/index.html", "publications.html.j2", records=self.publications)
         upcoming, past = self.events()
         self._html("archive/events/index.html", "events.html.j2", upcoming=upcoming, past=past)
+        self._html(f"{CONTRIBUTORS_PATH}index.html", "contributors.html.j2", listed=self.contributors)
+        for contributor in self.contributors:
+            self._html(f"{contributor.path}index.html", "contributor.html.j2", contributor=contributor)
         for web in self.issues:
             self._calendars(web.issue)
         self._html("archive/search/index.html", "search.html.j2")
@@ -254,14 +263,15 @@ class ArchiveSite:
         link = relative_link(path)
 
         def render() -> bytes:
-            extra = {"previous": older, "following": newer}
+            extra = {"previous": older, "following": newer, **ARCHIVE_LINKS}
             return self.web.issue_page(web, link, extra).encode("utf-8")
 
         self._add(path, HTML, render)
 
     def _html(self, path: str, template: str, **context: object) -> None:
         def render() -> bytes:
-            return self.web.page(template, path, relative_link(path), site=self, **context).encode("utf-8")
+            link = relative_link(path)
+            return self.web.page(template, path, link, site=self, **ARCHIVE_LINKS, **context).encode("utf-8")
 
         self._add(path, HTML, render)
 

@@ -3,18 +3,28 @@
 Each field names the rule its YAML value is read with (see `fields.py`), so
 the model is also the schema: adding a field here is all the loader needs.
 Every section and every item may carry `topics`, which delivery uses to send
-it only to the subscribers who chose one of those topics.
+it only to the subscribers who chose one of those topics. The items members
+share (a story, a publication, a place update, a collaboration, an event) may
+carry `credit`, the organisation it came from, which every output shows and
+the archive lists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from newsletter.content import fields as f
 
 FROZEN = {"frozen": True, "kw_only": True}
+CREDIT_LENGTH = 100
+
+
+def organisation_credit() -> Any:
+    """The member organisation an item came from (`Leeds City Council`), shown as "Shared by ..." and
+    listed in the archive's contributors; left out when the member asked not to be credited."""
+    return f.text(None, max_length=CREDIT_LENGTH)
 
 
 @dataclass(**FROZEN)
@@ -52,6 +62,7 @@ class Story:
     image: Image | None = f.picture(Image)
     quotes: tuple[Quote, ...] = f.items(Quote, allow_empty=True)
     links: tuple[Link, ...] = f.items(Link, allow_empty=True)
+    credit: str | None = organisation_credit()
     topics: tuple[str, ...] = f.topics()
 
 
@@ -63,6 +74,7 @@ class Publication:
     date: dt.date = f.date()
     authors: tuple[str, ...] = f.strings()
     commissioner: str | None = f.text(None)
+    credit: str | None = organisation_credit()
     topics: tuple[str, ...] = f.topics()
 
 
@@ -82,6 +94,7 @@ class PlaceUpdate:
     kind: str | None = f.place_kind()
     updates: str = f.markdown()
     link: Link | None = f.nested(Link, None)
+    credit: str | None = organisation_credit()
     topics: tuple[str, ...] = f.topics()
 
 
@@ -100,6 +113,7 @@ class Collaboration:
     partners: tuple[str, ...] = f.strings()
     body: str = f.markdown()
     link: Link | None = f.nested(Link, None)
+    credit: str | None = organisation_credit()
     topics: tuple[str, ...] = f.topics()
 
 
@@ -136,6 +150,7 @@ class Event:
     register: str | None = f.https_url(None)
     speakers: tuple[Speaker, ...] = f.items(Speaker, allow_empty=True)
     summary: str | None = f.markdown(None)
+    credit: str | None = organisation_credit()
     topics: tuple[str, ...] = f.topics()
 
 

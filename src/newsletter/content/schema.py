@@ -131,6 +131,7 @@ LABELS = {
     "by": "Who said it",
     "role": "Role",
     "name": "Name",
+    "credit": "Shared by (organisation)",
 }
 CLASS_LABELS: dict[tuple[type, str], str] = {
     (Issue, "date"): "Date of the issue",
@@ -182,6 +183,10 @@ HINTS: dict[tuple[type | None, str], str] = {
     (Event, "location"): "Such as “Birmingham, Council House”. Leave it blank for an event held only online.",
     (Event, "register"): "Where to sign up: the email shows a Register button.",
     (Speaker, "role"): "What they do and where, such as “Director, UCL Institute of Health Equity”.",
+    (None, "credit"): (
+        "The member organisation it came from, such as “Leeds City Council”: shown as “Shared by …” "
+        "and listed in the archive. Leave it blank if they asked not to be credited."
+    ),
     (None, "topics"): "Only members who chose one of these topics are sent it; tick none for everyone.",
 }
 # The companions' words for what a blank field stood for in the file.
