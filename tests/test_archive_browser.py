@@ -10,11 +10,13 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from archive_support import issue_yaml, serve_directory, settings_for, write
-from browser_support import colours, launch_browser, open_page, overflow, screenshot
+from browser_support import colours, launch_browser, looked_at, open_page, overflow, screenshot
 from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
 from newsletter.archive.build import build
 
 pytestmark = pytest.mark.browser
+# The member organisation credited with June 2022's place update (issue 18: "Shared by ...").
+CREDIT = "Blaenau Gwent County Borough Council"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +31,16 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (project / "issues" / "2023-10").mkdir(parents=True)
     sample = (repo / "issues" / "2023-10" / "issue.yaml").read_text(encoding="utf-8")
     (project / "issues" / "2023-10" / "issue.yaml").write_text(sample, encoding="utf-8")
+    june = issue_yaml(
+        "June 2022 Newsletter",
+        "2022-06-10",
+        places=(("Gwent", "wales", "Gwent began its Marmot journey with Blaenau Gwent council.", "[]"),),
+    )
+    assert june.count("        topics: []\n") == 1
     write(
         project,
         "2022-06",
-        issue_yaml(
-            "June 2022 Newsletter",
-            "2022-06-10",
-            places=(("Gwent", "wales", "Gwent began its Marmot journey with Blaenau Gwent council.", "[]"),),
-        ),
+        june.replace("        topics: []\n", f"        credit: {CREDIT}\n        topics: []\n"),
     )
     settings = settings_for(project, repo)
     out = project / "public"
@@ -106,6 +110,31 @@ def test_reader_follows_an_issue_then_a_place_then_searches(browser, site_url):
     results.first.get_by_role("link").click()
     page.wait_for_url(f"{site_url}archive/2023-10/#gwent")
     assert page.evaluate("location.hash") == "#gwent"
+    assert errors == []
+    page.close()
+
+
+def test_reader_follows_a_credit_to_what_its_organisation_shared(browser, site_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    page.goto(f"{site_url}archive/2022-06/")
+    credit = page.locator("#gwent .credit")
+    assert credit.inner_text() == f"Shared by {CREDIT}"
+    credit.get_by_role("link", name=CREDIT).click()
+    page.wait_for_url(f"{site_url}archive/contributors/blaenau-gwent-county-borough-council/")
+    assert page.locator("h1").inner_text() == CREDIT
+    looked_at(page, "archive-contributor")
+
+    entries = page.locator("main ul.entries > li")
+    assert entries.count() == 1
+    entries.first.get_by_role("link", name="Gwent").click()
+    page.wait_for_url(f"{site_url}archive/2022-06/#gwent")
+    assert page.evaluate("location.hash") == "#gwent"
+
+    page.get_by_role("navigation", name="Archive").get_by_role("link", name="Contributors").click()
+    page.wait_for_url(f"{site_url}archive/contributors/")
+    assert page.get_by_role("main").get_by_role("link").all_inner_texts() == [CREDIT]
+    looked_at(page, "archive-contributors")
     assert errors == []
     page.close()
 
