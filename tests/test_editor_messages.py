@@ -81,7 +81,7 @@ def test_an_unknown_key_names_the_closest_key_or_the_keys_the_item_takes(tmp_pat
     assert (
         17,
         "publications[1].quote",
-        "unknown key 'quote'; the keys here are title, url, summary, date, authors, commissioner, topics",
+        "unknown key 'quote'; the keys here are title, url, summary, date, authors, commissioner, credit, topics",
     ) in found
 
 
