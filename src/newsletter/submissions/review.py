@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.content.issuefile import read_issue_file, write_draft
+from newsletter.content.model import CREDIT_LENGTH
 from newsletter.db.models import Submission, SubmissionStatus, Subscriber, utcnow
 from newsletter.errors import FieldProblem, UserError
 
@@ -141,7 +142,8 @@ def accept(session: Session, submission_id: int, issue_path: Path, slug: str, ed
     found = _open(session, submission_id)
     submission = found.submission
     current = read_issue_file(issue_path)
-    credit = found.organisation.strip() if submission.credit else None
+    # A member's organisation may be longer than a credit (`content.model.CREDIT_LENGTH`): cut, not refused.
+    credit = found.organisation.strip()[:CREDIT_LENGTH].strip() if submission.credit else None
     write_draft(
         issue_path, with_item(current.data, submission.kind, submission.fields, credit or None), current.version
     )
