@@ -358,7 +358,15 @@ def test_downloading_everything_held(jo):
     assert "attachment" in response.headers["Content-Disposition"]
     assert response.headers["Cache-Control"] == "no-store"
     held = json.loads(response.text)
-    assert set(held) == {"profile", "lists", "topics", "consent_records", "deliveries", "suppressed"}
+    assert set(held) == {
+        "profile",
+        "lists",
+        "topics",
+        "consent_records",
+        "deliveries",
+        "suppressed",
+        "submissions",
+    }
     profile = held["profile"]
     assert (profile["email"], profile["name"], profile["organisation"]) == (
         "jo@example.org",

@@ -1,5 +1,6 @@
-"""Signed tokens that name a subscriber for one purpose: unsubscribe, preferences, view, bounce, and the
-subscriber pages' own (confirm a sign-up, confirm a new address, my data).
+"""Signed tokens that name a subscriber for one purpose: unsubscribe, preferences, view, bounce, submit
+(the form where a member shares their work), and the subscriber pages' own (confirm a sign-up, confirm a
+new address, my data).
 
 A token is `ID.TAG.TIMESTAMP.SIGNATURE`: the subscriber id in base36, a tag of the member's own key
 (`subscribers.link_key`), the time it was made and an itsdangerous HMAC-SHA1 signature salted with the
@@ -23,10 +24,10 @@ sender (SMTP MAIL FROM; the message carries no Return-Path of its own, the recei
 so every retry of a message goes out from the same address, and a bounce that arrives weeks late still
 names its member.
 
-Delivery makes three tokens a recipient, so each purpose's signer is built once per `Tokens`, and
-signing copies a keyed HMAC instead of deriving the key and keying a new HMAC every time (~1.5 µs a
-token rather than ~3.5 µs). The tokens are exactly what a plain `TimestampSigner(secret, salt=purpose)`
-makes of `ID.TAG`.
+Delivery makes four tokens a recipient (unsubscribe, preferences, submit, bounce), so each purpose's
+signer is built once per `Tokens`, and signing copies a keyed HMAC instead of deriving the key and
+keying a new HMAC every time (~1.5 µs a token rather than ~3.5 µs). The tokens are exactly what a plain
+`TimestampSigner(secret, salt=purpose)` makes of `ID.TAG`.
 
 Tokens made before member keys existed (schema 0005) are `ID.TIMESTAMP.SIGNATURE` (`ID.SIGNATURE` for
 bounces). `read` refuses them (`KEYLESS`, once their signature checks out); `read_keyless` reads one for
@@ -49,7 +50,8 @@ from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 # confirm: a sign-up; email: a new address; data: the my-data page (the subscriber pages make these).
-PURPOSES = ("unsubscribe", "preferences", "view", "bounce", "confirm", "email", "data")
+# submit: the form where a member shares their work (in every issue's footer, like preferences).
+PURPOSES = ("unsubscribe", "preferences", "view", "bounce", "confirm", "email", "data", "submit")
 UNTIMED = frozenset({"bounce", "click"})
 KEY_DIGITS = 32  # a member's key: 16 random bytes as upper-case hex (`subscribers.link_key`)
 TAG_DIGITS = 16  # how much of it a token carries
@@ -149,7 +151,7 @@ class Tokens:
         """
         if subscriber_id < 0:
             raise ValueError(f"subscriber ids are not negative: {subscriber_id}")
-        if key is not self._checked_key:  # a message's three tokens share one key: check it once
+        if key is not self._checked_key:  # a message's tokens share one key: check it once
             if not isinstance(key, str) or not _KEY.fullmatch(key):
                 raise ValueError(f"not a member's key (32 upper-case hex digits): {key!r}")
             self._checked_key = key

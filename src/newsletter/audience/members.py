@@ -26,6 +26,8 @@ from newsletter.db.models import (
     ConsentRecord,
     MailingList,
     Status,
+    Submission,
+    SubmissionStatus,
     Subscriber,
     SubscriberTopic,
     Subscription,
@@ -154,7 +156,8 @@ def change_status(
 
 
 def erase(session: Session, member: Subscriber, source: str) -> None:
-    """Delete everything held about the member; keep only the hash that stops them being mailed or re-imported."""
+    """Delete everything held about the member; keep only the hash that stops them being mailed or re-imported,
+    and what they sent the editors, no longer naming them (`_unname_submissions`)."""
     digest = member.email_hash
     existing = session.scalar(select(Suppression).where(Suppression.email_hash == digest))
     if existing is None:
@@ -163,8 +166,19 @@ def erase(session: Session, member: Subscriber, source: str) -> None:
         )
     else:
         existing.email, existing.reason, existing.source = None, "erased", source
-    session.execute(delete(Subscriber).where(Subscriber.id == member.id))
+    _unname_submissions(session, member.id)
+    session.execute(delete(Subscriber).where(Subscriber.id == member.id))  # submissions' member: NULL (FK)
     record(session, Action.ERASED, source, email_hash=digest)
+
+
+def _unname_submissions(session: Session, member_id: int) -> None:
+    """What the member sent the editors stops saying who sent it. An accepted submission keeps its
+    organisation and whether to credit it: the issue already credits that organisation, not the person.
+    Any other keeps neither, since nothing published speaks for it."""
+    mine = Submission.subscriber_id == member_id
+    accepted = Submission.status == SubmissionStatus.ACCEPTED
+    session.execute(update(Submission).where(mine, accepted).values(name=""))
+    session.execute(update(Submission).where(mine, ~accepted).values(name="", organisation="", credit=False))
 
 
 def suppress(session: Session, email: str, reason: str, source: str, keep_address: bool = True) -> bool:

@@ -37,6 +37,7 @@ from newsletter.db.models import (
     Format,
     MailingList,
     Status,
+    Submission,
     Subscriber,
     SubscriberTopic,
     Subscription,
@@ -49,11 +50,20 @@ from newsletter.tokens import EXPIRED, GONE, KEYLESS, BadToken, Tokens
 
 DAY = 24 * 3600
 # How long each kind of link works. Unsubscribe and preferences links sit in every issue and must keep
-# working for as long as people keep their email; the others are asked for and used soon after.
-MAX_AGE = {"unsubscribe": None, "preferences": None, "confirm": 7 * DAY, "email": 2 * DAY, "data": DAY}
+# working for as long as people keep their email; the others are asked for and used soon after. A submit
+# link (in every issue's footer too) speaks for the member to the editors, so it works for the issue it
+# came in and the next, not for as long as a forwarded email is kept: after that /submit mails a new one.
+MAX_AGE = {
+    "unsubscribe": None,
+    "preferences": None,
+    "confirm": 7 * DAY,
+    "email": 2 * DAY,
+    "data": DAY,
+    "submit": 60 * DAY,
+}
 # Links that a member's "send me new links" stops. Unsubscribe links keep working: leaving must stay
 # as easy as joining, and an old issue's List-Unsubscribe header must still be honoured.
-REVOCABLE = frozenset({"preferences", "confirm", "email", "data"})
+REVOCABLE = frozenset({"preferences", "confirm", "email", "data", "submit"})
 # Links made before members had keys (schema 0005) that still work, for the member who was there then:
 # the ones in every issue already sent. The others lived a few days at most: they are asked for again.
 KEYLESS_PURPOSES = frozenset({"unsubscribe", "preferences"})
@@ -479,7 +489,7 @@ def confirm_email_change(session: Session, link: Link, client: Client, source: s
 
 
 def revoke_links(session: Session, member: Subscriber, client: Client, source: str = "preferences") -> int:
-    """Stop every preferences, confirmation and my-data link made until now; returns the cut-off
+    """Stop every preferences, confirmation, my-data and submit link made until now; returns the cut-off
     (Unix seconds), at which new links are made. Unsubscribe links keep working."""
     now = utcnow().replace(microsecond=0)
     member.links_valid_from = now
@@ -565,11 +575,30 @@ def export(session: Session, member: Subscriber) -> dict[str, Any]:
             for delivery, slug, subject in deliveries
         ],
         "suppressed": view.suppressed,
+        "submissions": [
+            {
+                "sent": _iso(submission.created_at),
+                "kind": submission.kind,
+                "title": submission.title,
+                "fields": submission.fields,
+                "name": submission.name,
+                "organisation": submission.organisation,
+                "credit_organisation": submission.credit,
+                "status": submission.status.value,
+                "note": submission.note,
+                "issue": submission.issue_slug,
+                "decided": _iso(submission.decided_at),
+            }
+            for submission in session.scalars(
+                select(Submission).where(Submission.subscriber_id == member.id).order_by(Submission.id)
+            )
+        ],
     }
 
 
 def erase(session: Session, member: Subscriber, source: str = "web") -> None:
-    """Erase the member at their own request: only the hashed suppression remains (`members.erase`)."""
+    """Erase the member at their own request: only the hashed suppression remains, and what they sent
+    the editors without their name (`members.erase`)."""
     members.erase(session, member, source)
 
 
