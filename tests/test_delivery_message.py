@@ -22,7 +22,7 @@ from newsletter.delivery.message import (
     sender_domain,
 )
 from newsletter.errors import UserError
-from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIEW_URL
+from newsletter.render.placeholders import PREFERENCES_URL, SUBMIT_URL, UNSUBSCRIBE_URL, VIEW_URL
 from newsletter.tokens import Tokens
 
 DOMAIN = "health-equity-network.example.org"
@@ -32,7 +32,7 @@ KEY = "0123456789ABCDEF" * 2  # a member's link key, as `Subscriber.link_key` ho
 KEY_OF = lambda _subscriber_id: KEY  # noqa: E731  (every member here has the same key)
 ANN = Recipient(4711, "ann.smith@example.org", "Ann Smith", text_only=False, link_key=KEY)
 TOKEN_URL = re.compile(
-    rf"{re.escape(BASE)}/(unsubscribe|preferences)/[0-9a-z]+\.[0-9A-F]{{16}}\.[\w-]+\.[\w-]{{27}}"
+    rf"{re.escape(BASE)}/(unsubscribe|preferences|submit)/[0-9a-z]+\.[0-9A-F]{{16}}\.[\w-]+\.[\w-]{{27}}"
 )
 
 
@@ -83,16 +83,17 @@ def bodies(message: EmailMessage) -> dict[str, str]:
     }
 
 
-def expected_body(template: str, unsubscribe: str, preferences: str, slug: str) -> str:
+def expected_body(template: str, unsubscribe: str, preferences: str, slug: str, submit: str) -> str:
     return (
         template.replace(VIEW_URL, f"{BASE}/archive/{slug}/")
         .replace(UNSUBSCRIBE_URL, unsubscribe)
         .replace(PREFERENCES_URL, preferences)
+        .replace(SUBMIT_URL, submit)
     )
 
 
 def links(text: str) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {"unsubscribe": set(), "preferences": set()}
+    found: dict[str, set[str]] = {"unsubscribe": set(), "preferences": set(), "submit": set()}
     for match in TOKEN_URL.finditer(text):
         found[match.group(1)].add(match.group(0))
     return found
@@ -194,17 +195,19 @@ def test_bodies_are_the_edition_with_the_members_links(prepared, tokens, edition
     message = parse(send(prepared, tokens))
     decoded = bodies(message)
     unsubscribe, preferences = url(tokens, "unsubscribe"), url(tokens, "preferences")
+    submit = url(tokens, "submit")
     found = links(decoded["text/plain"])
-    assert found == {"unsubscribe": {unsubscribe}, "preferences": {preferences}}
+    assert found == {"unsubscribe": {unsubscribe}, "preferences": {preferences}, "submit": {submit}}
     slug = edition.issue.slug
-    assert decoded["text/plain"] == expected_body(edition.text, unsubscribe, preferences, slug)
-    assert decoded["text/html"] == expected_body(edition.html, unsubscribe, preferences, slug)
+    assert decoded["text/plain"] == expected_body(edition.text, unsubscribe, preferences, slug, submit)
+    assert decoded["text/html"] == expected_body(edition.html, unsubscribe, preferences, slug, submit)
     assert links(decoded["text/html"]) == found
     for text in decoded.values():
         assert "%%" not in text
         assert f"{BASE}/archive/{slug}/" in text
     assert tokens.read("unsubscribe", unsubscribe.rsplit("/", 1)[1], KEY_OF) == ANN.subscriber_id
     assert tokens.read("preferences", preferences.rsplit("/", 1)[1], KEY_OF) == ANN.subscriber_id
+    assert tokens.read("submit", submit.rsplit("/", 1)[1], KEY_OF) == ANN.subscriber_id
     assert message["List-Unsubscribe"] == f"<{unsubscribe}>"
 
 
@@ -217,7 +220,8 @@ def test_text_only(text_prepared, tokens, edition):
     assert message["Content-Transfer-Encoding"] == "quoted-printable"
     text = message.get_content().replace("\r\n", "\n")
     unsubscribe, preferences = url(tokens, "unsubscribe", reader), url(tokens, "preferences", reader)
-    assert text == expected_body(edition.text, unsubscribe, preferences, edition.issue.slug)
+    submit = url(tokens, "submit", reader)
+    assert text == expected_body(edition.text, unsubscribe, preferences, edition.issue.slug, submit)
     assert message["List-Unsubscribe"] == f"<{unsubscribe}>"
     assert b"text/html" not in send(text_prepared, tokens, reader)
 
@@ -248,7 +252,7 @@ def test_two_members_of_one_variant(prepared, tokens):
     assert ann_message["To"] != bob_message["To"]
     assert prepared.envelope_sender(ANN, tokens) != prepared.envelope_sender(bob, tokens)
     ann_links, bob_links = links(bodies(ann_message)["text/plain"]), links(bodies(bob_message)["text/plain"])
-    for purpose in ("unsubscribe", "preferences"):
+    for purpose in ("unsubscribe", "preferences", "submit"):
         assert ann_links[purpose] != bob_links[purpose]
         (url,) = bob_links[purpose]
         assert tokens.read(purpose, url.rsplit("/", 1)[1], KEY_OF) == 4712
@@ -266,6 +270,7 @@ def test_two_members_of_one_variant(prepared, tokens):
         "a=b " * 30 + PREFERENCES_URL + " \n" + "é" * 50 + UNSUBSCRIBE_URL,
         "ends with a space " + UNSUBSCRIBE_URL + "\n\nnext\n",
         "x" * 76 + PREFERENCES_URL + "\n" + "." + "\n",
+        "." + SUBMIT_URL + "\n" + "x" * 73 + SUBMIT_URL + PREFERENCES_URL + "\n",
         "line\r\nwith CRLF and a lone\rCR " + UNSUBSCRIBE_URL + "\n",
         "%%not_a_marker%% " + VIEW_URL + "\n",
         # Lines are encoded one at a time and kept: trailing spaces and tabs, '=', exact widths, repeats.
@@ -283,11 +288,11 @@ def test_markers_in_awkward_places(edition, settings, tokens, text):
     assert max(len(line) for line in raw.partition(b"\r\n\r\n")[2].split(b"\r\n")) <= 76
     decoded = bodies(parse(raw))
     unsubscribe, preferences = url(tokens, "unsubscribe"), url(tokens, "preferences")
+    submit = url(tokens, "submit")
     normal = text.replace("\r\n", "\n").replace("\r", "\n")
-    assert decoded["text/plain"] == expected_body(normal, unsubscribe, preferences, edition.issue.slug)
-    assert decoded["text/html"] == expected_body(
-        f"<p>{normal}</p>", unsubscribe, preferences, edition.issue.slug
-    )
+    slug = edition.issue.slug
+    assert decoded["text/plain"] == expected_body(normal, unsubscribe, preferences, slug, submit)
+    assert decoded["text/html"] == expected_body(f"<p>{normal}</p>", unsubscribe, preferences, slug, submit)
 
 
 # --- Names, subjects and what they must not do ---

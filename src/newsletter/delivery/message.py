@@ -3,9 +3,9 @@
 `PreparedMessage.build` encodes the headers and bodies of a variant (CRLF line
 endings, quoted-printable UTF-8 bodies, RFC 2047 headers) and cuts the result
 into static bytes and slots: the To, Date and Message-ID headers, the
-List-Unsubscribe token, and the unsubscribe and preferences links in the
-bodies. `render` fills the slots and joins, so a recipient costs three tokens
-and one `b"".join`, not a MIME build.
+List-Unsubscribe token, and the unsubscribe, preferences and submit links in
+the bodies. `render` fills the slots and joins, so a recipient costs four tokens
+and one `b"".join`, not a MIME build (three when the theme has no submit link).
 
 The VERP bounce address (`bounces+TOKEN@domain`) travels only in the SMTP
 envelope, as MAIL FROM (`wire`). The message itself has no `Return-Path`:
@@ -48,7 +48,7 @@ import idna
 from newsletter.delivery.transport import written_data
 from newsletter.errors import UserError
 from newsletter.render.edition import Edition
-from newsletter.render.placeholders import PREFERENCES_URL, UNSUBSCRIBE_URL, VIEW_URL
+from newsletter.render.placeholders import PREFERENCES_URL, SUBMIT_URL, UNSUBSCRIBE_URL, VIEW_URL
 from newsletter.settings import Settings
 from newsletter.tokens import Tokens
 
@@ -56,7 +56,6 @@ MAX_NAME = 200  # characters of a display name kept: keeps the To line far below
 QP_WIDTH = 75  # characters of a link per line, before the `=` of a soft line break
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_MARKERS = re.compile(f"({re.escape(PREFERENCES_URL)}|{re.escape(UNSUBSCRIBE_URL)})")
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$()*+,;%]+")
 _ATOMS = r"[^\x00-\x20\x7f-\x9f<>()\[\]\\,;:@\"]+"
 _ADDRESS = re.compile(rf"({_ATOMS})@({_ATOMS})")
@@ -66,8 +65,13 @@ _ESCAPES = re.compile(r'[\\"]')
 _HEADERS = HeaderRegistry()
 
 # Slots: what render() fills in for each recipient.
-_TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE_TOKEN, _UNSUBSCRIBE_LINK, _PREFERENCES_LINK = range(6)
-_LINK_SLOTS = {UNSUBSCRIBE_URL: _UNSUBSCRIBE_LINK, PREFERENCES_URL: _PREFERENCES_LINK}
+_TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE_TOKEN, _UNSUBSCRIBE_LINK, _PREFERENCES_LINK, _SUBMIT_LINK = range(7)
+_LINK_SLOTS = {
+    UNSUBSCRIBE_URL: _UNSUBSCRIBE_LINK,
+    PREFERENCES_URL: _PREFERENCES_LINK,
+    SUBMIT_URL: _SUBMIT_LINK,
+}
+_MARKERS = re.compile("(" + "|".join(re.escape(marker) for marker in _LINK_SLOTS) + ")")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,8 @@ class PreparedMessage:
         self.domain = domain
         self._unsubscribe_prefix = f"{base_url}/unsubscribe/"
         self._preferences_prefix = f"{base_url}/preferences/"
+        self._submit_prefix = f"{base_url}/submit/"
+        self._submit_link = any(slot == _SUBMIT_LINK for _, slot in slots)  # a theme may leave it out
 
     @classmethod
     def build(
@@ -227,6 +233,9 @@ class PreparedMessage:
                 self._preferences_prefix + tokens.make("preferences", subscriber, recipient.link_key)
             ),
         }
+        if self._submit_link:
+            submit = tokens.make("submit", subscriber, recipient.link_key)
+            values[_SUBMIT_LINK] = _qp_link(self._submit_prefix + submit)
         parts = self._parts.copy()
         for index, slot in self._slots:
             parts[index] = values[slot]

@@ -8,11 +8,13 @@ MJML, CSS inlining, HTML attributes and quoted-printable unchanged.
 VIEW_URL = "%%view_url%%"
 PREFERENCES_URL = "%%preferences_url%%"
 UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
+SUBMIT_URL = "%%submit_url%%"  # the member's own form to share their work with the network
 
 PERSONAL_LINKS = {
     "view": VIEW_URL,
     "preferences": PREFERENCES_URL,
     "unsubscribe": UNSUBSCRIBE_URL,
+    "submit": SUBMIT_URL,
 }
 
 

@@ -125,11 +125,12 @@ def create_app(
     app.jinja_env.globals.update(csrf_token=csrf.token, network=settings.network_name)
     security.install(app, csrf)
     _error_pages(app)
-    from newsletter.web import clicks, desk, desk_edit, desk_reports, desk_submissions, pages
+    from newsletter.web import clicks, desk, desk_edit, desk_reports, desk_submissions, pages, submit
     from newsletter.web.archive import archive_blueprint
     from newsletter.web.webhooks import webhooks_blueprint
 
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(submit.blueprint)  # members share their work at /submit
     app.register_blueprint(desk.blueprint)  # the editor's desk at /desk/
     app.register_blueprint(desk_edit.blueprint)  # editing an issue at /desk/issues/<slug>/edit
     app.register_blueprint(desk_reports.blueprint)  # /desk/reports/ and /desk/campaigns/<id>/report

@@ -1,6 +1,6 @@
 """The few emails the subscriber pages send (confirm a sign-up, your preferences link, confirm a new
-address, your new links), through the same SMTP transport as campaigns but one at a time, from the
-threads of the pages' `Outbox` (`web/outbox.py`).
+address, your new links, your link to share your work), through the same SMTP transport as campaigns
+but one at a time, from the threads of the pages' `Outbox` (`web/outbox.py`).
 
 Each is a short text part and a plain HTML part from `templates/web/mail/notice.*.j2`; the words of
 each kind are below. They are transactional: no List-Unsubscribe, `Auto-Submitted: auto-generated`.
@@ -96,6 +96,19 @@ NOTICES = {
         ),
         action="See your submissions",
         after=("You are welcome to share more of your work at any time.",),
+    ),
+    "submit": Notice(
+        subject="Your link to share your work with the {network}",
+        before=(
+            "Someone, hopefully you, asked for a link to share work with the {network}'s editors as {email}.",
+            "Open the link below to tell them about a publication, news from a place, a collaboration, an "
+            "event or a story idea.",
+        ),
+        action="Share your work",
+        after=(
+            "Keep this email to share more later, or use the link at the foot of any of our newsletters. "
+            "If this was not you, you can ignore it.",
+        ),
     ),
     "desk": Notice(
         subject="Your link to sign in to the {network} editor's desk",

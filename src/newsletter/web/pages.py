@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest
 from newsletter.audience import addresses, members, membership
 from newsletter.audience.membership import Client, Link, LinkProblem, Reply
 from newsletter.db.models import Status, Subscriber
+from newsletter.submissions import member as submissions
 from newsletter.web import forms
 from newsletter.web.app import site
 from newsletter.web.outbox import Letter
@@ -259,6 +260,9 @@ def preferences_page(
     problem: str = "",
 ) -> tuple[str, int]:
     here = site()
+    with here.store.session() as session:
+        sent = submissions.of_member(session, member)
+    may_submit = submissions.may_submit(member)
     return page(
         "preferences.html.j2",
         status,
@@ -273,6 +277,10 @@ def preferences_page(
         problem=problem,
         unsubscribe_token=here.tokens.make("unsubscribe", member.id, member.link_key),
         data_token=here.tokens.make("data", member.id, member.link_key),
+        submit_token=here.tokens.make("submit", member.id, member.link_key) if may_submit else None,
+        submissions=sent,
+        submission_kinds=submissions.KINDS,
+        submission_status=submissions.STATUS_WORDS,
     )
 
 
