@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from delivery_support import member_row, write_members
+from delivery_support import member_row, run_cli, write_members
 from desk_support import ADMIN, CONTRIBUTOR, add_team, csrf_of, open_desk, sign_in
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Submission, SubmissionStatus, Subscriber
@@ -103,6 +103,9 @@ def test_an_editor_adds_a_report_to_a_draft_and_the_member_is_told(site, submitt
             ADMIN,
         )
     assert "Nothing is waiting" in site.client.get("/desk/submissions/").text
+    listed = run_cli(site.settings, "submissions", "--all")
+    assert "accepted (2023-10)" in listed.output and "from Lee Shah, Leeds City Council" in listed.output
+    assert run_cli(site.settings, "submissions").output == "Nothing is waiting for an editor.\n"
     again = _decide(site, submitted, "decline", reason="Changed my mind")
     assert again.status_code == 400 and "already accepted" in again.text
 

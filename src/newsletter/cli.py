@@ -1308,6 +1308,33 @@ def _audience_report(store: Store) -> None:
             click.echo(f"  {count:>8,}  {name}")
 
 
+@cli.command("submissions")
+@click.option(
+    "--all", "everything", is_flag=True, help="Every submission, not only those waiting for an editor."
+)
+@click.pass_context
+def submissions_command(ctx: click.Context, everything: bool) -> None:
+    """What members shared for the newsletter, newest first: those waiting for an editor, or with --all
+    every one and what became of it. Editors decide at the desk (`newsletter serve`, /desk/submissions/)."""
+    from newsletter.submissions import review
+
+    store = _store(ctx)
+    store.ready()
+    with store.session() as session:
+        queued = review.queue(session, open_only=not everything)
+    if not queued:
+        click.echo("No submissions yet." if everything else "Nothing is waiting for an editor.")
+        return
+    for found in queued:
+        submission = found.submission
+        who = ", ".join(part for part in (found.name, found.organisation) if part) or "a former member"
+        where = f" ({submission.issue_slug})" if submission.issue_slug else ""
+        click.echo(
+            f"{submission.id:>4}  {submission.created_at:%Y-%m-%d %H:%M}  {submission.status.value + where:<20}"
+            f"  {found.kind_words}: {submission.title}  from {who}"
+        )
+
+
 def _team(ctx: click.Context) -> Team:
     """The desk's accounts, over the command's Store (its database must be up to date)."""
     from newsletter.team import Team
