@@ -99,9 +99,9 @@ SECTIONS = {name: kind.section for name, kind in KINDS.items()}
 LEFT_OUT = frozenset({"credit"})
 # Rows a list of items (an event's speakers, a story's links) offers; blank rows are dropped.
 ROWS = 3
-# Characters a member may type per field, by widget; 300 for the rest (one line: `Submission.title`'s size).
+# Characters a member may type per field, by widget; a line of text at most what `Submission.title` holds.
 LIMITS = {"markdown": 5000, "lines": 2000, "url": 2000}
-ONE_LINE = 300
+ONE_LINE: int = Submission.__table__.c.title.type.length  # 300
 # Member-facing words where the desk's are written for editors.
 MEMBER_HINTS = {
     "topics": "Tick what it is about: the editors send items to the members who chose those topics.",
@@ -182,7 +182,13 @@ def form_fields(kind: str, vocabulary: Vocabulary) -> tuple[FormField, ...]:
 
 def labels(fields: Iterable[FormField]) -> dict[str, str]:
     """Each form name's label, as the error summary names it (`Speaker 2: Name`)."""
-    return {field.name: field.label for top in fields for field in top.walk()}
+    return {field.name: field.label for field in every(fields)}
+
+
+def every(fields: Iterable[FormField]) -> Iterator[FormField]:
+    """The fields and, after each group or list, the fields in it."""
+    for top in fields:
+        yield from top.walk()
 
 
 def _item_specs(kind: Kind, vocabulary: Vocabulary) -> tuple[FieldSpec, ...]:
@@ -218,37 +224,37 @@ def form_values(kind: str, form: Mapping[str, Any], vocabulary: Vocabulary) -> F
     from 1, so each problem sits next to the row it is about. Reading them again changes nothing."""
     values: FormValues = {}
     for field in form_fields(kind, vocabulary):
-        _read(field, field.name, form, values)
+        _read(field, form, values)
     return values
 
 
-def _read(field: FormField, name: str, form: Mapping[str, Any], values: FormValues) -> None:
-    """`field`'s answer, sent under `name`, into `values` under the field's own name."""
-    widget = field.spec.widget
+def _read(field: FormField, form: Mapping[str, Any], values: FormValues) -> None:
+    """`field`'s answer into `values`."""
+    widget, name = field.spec.widget, field.name
     if widget == "group":
         for child in field.children:
-            _read(child, child.name, form, values)
+            _read(child, form, values)
     elif widget == "items":
         kept = 0
         for row in field.children:
             row_values: FormValues = {}
             for cell in row.children:
-                _read(cell, cell.name, form, row_values)
+                _read(cell, form, row_values)
             if any(row_values.values()):
                 kept += 1
-                renumbered = f"{field.name}.{kept}."
+                renumbered = f"{name}.{kept}."
                 for cell_name, value in row_values.items():
                     values[renumbered + cell_name.removeprefix(row.name + ".")] = value
     elif widget == "topics":
-        values[field.name] = list(dict.fromkeys(value.strip() for value in _all(form, name) if value.strip()))
+        values[name] = list(dict.fromkeys(value.strip() for value in _all(form, name) if value.strip()))
     elif widget == "checkbox":
-        values[field.name] = "yes" if "yes" in _all(form, name) else ""
+        values[name] = "yes" if "yes" in _all(form, name) else ""
     else:
         text = (_all(form, name) or [""])[0]
         if widget in ("markdown", "lines"):
-            values[field.name] = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+            values[name] = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
         else:
-            values[field.name] = _ONE_LINE_CONTROL.sub(" ", text).strip()
+            values[name] = _ONE_LINE_CONTROL.sub(" ", text).strip()
 
 
 def _all(form: Mapping[str, Any], name: str) -> list[str]:
@@ -285,7 +291,7 @@ def validate(
     try:
         loaded = load_issue(Path("submission") / "issue.yaml", vocabulary, text=text)
     except ProblemsFound as found:
-        names = [prefix + field.name for top in fields for field in top.walk()]
+        names = [prefix + field.name for field in every(fields)]
         for problem, placed in schema.place_problems(found.problems, issue, names, vocabulary):
             name = _member_name(placed, prefix)
             errors.setdefault(name, _message(problem, name, fields))
@@ -300,7 +306,7 @@ def validate(
 def _member_rules(fields: Iterable[FormField], answers: FormValues) -> dict[str, str]:
     """A member's own limits: each field's length, and no HTML or unsafe link in what they write."""
     errors: dict[str, str] = {}
-    for field in (field for top in fields for field in top.walk()):
+    for field in every(fields):
         value = answers.get(field.name)
         if not isinstance(value, str) or not value:
             continue
@@ -366,12 +372,8 @@ def _message(problem: Problem, name: str, fields: Iterable[FormField]) -> str:
 def _unless(name: str, fields: Iterable[FormField]) -> str:
     """For an optional field the loader wants after all (an event's place, unless it is held online):
     the tick beside it that would do instead."""
-    siblings = [
-        field
-        for top in fields
-        for field in top.walk()
-        if field.name.rpartition(".")[0] == name.rpartition(".")[0]
-    ]
+    group = name.rpartition(".")[0]
+    siblings = [field for field in every(fields) if field.name.rpartition(".")[0] == group]
     field = next((field for field in siblings if field.name == name), None)
     ticks = [sibling.spec.label for sibling in siblings if sibling.spec.widget == "checkbox"]
     if field is None or field.spec.required or len(ticks) != 1:
