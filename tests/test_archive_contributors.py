@@ -4,6 +4,7 @@ linked to its place on its issue's page; spellings differing in case or spacing 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -290,3 +291,8 @@ def test_names_that_would_share_a_slug_keep_their_own_pages():
     other_scripts = {contributor_slug(name) for name in ("Городской совет", "深圳市卫生健康委员会", "!!!")}
     assert len(other_scripts) == 3 and all(slug.startswith("org-") for slug in other_scripts)
     assert contributor_slug("Городской  СОВЕТ") == contributor_slug("Городской совет")
+
+
+def test_the_search_finds_an_item_by_the_organisation_that_shared_it(site_dir):
+    words = json.loads(read(site_dir, "archive/search.json"))["terms"]
+    assert "board" in words  # "Gwent Public Services Board" is said only in a credit

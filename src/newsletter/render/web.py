@@ -158,7 +158,8 @@ def _heading(section: Section) -> str | None:
 def _items(section: Section, anchors: _Anchors) -> list[WebItem]:
     def item(kind: str, thing: object, title: str, *sources: str | None) -> WebItem:
         topics = tuple(dict.fromkeys((*section.topics, *getattr(thing, "topics", ()))))
-        return WebItem(kind, thing, anchors.take(title), title, topics, tuple(s for s in sources if s))
+        found = (*sources, getattr(thing, "credit", None))  # the search finds an item by who shared it too
+        return WebItem(kind, thing, anchors.take(title), title, topics, tuple(s for s in found if s))
 
     if isinstance(section, Story):
         return [item("story", section, section.title, section.label, section.body)]
