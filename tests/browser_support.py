@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from user_support import link_in, wait_for_mail
 
 Scheme = Literal["light", "dark"]  # the reader's prefers-color-scheme, emulated
 CHROMIUM = Path("/usr/bin/chromium")
@@ -140,3 +142,16 @@ def looked_at(page: Page, name: str, reload: bool = True) -> None:
         assert violations == [], f"{name} at {width} px: {violations}"
         assert overflow(page) == 0, f"{name} at {width} px is wider than the screen"
         screenshot(page, f"{name}-{width}")
+
+
+def signed_in_page(browser: Browser, base: str, email: str, maildir: Path, count: int) -> Page:
+    """A browser of their own, signed in with the link the desk emails them (the `count`th email)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{base}/desk/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    mine = [m for m in wait_for_mail(maildir, count) if m["To"].addresses[0].addr_spec == email]
+    page.goto(link_in(mine[-1], base, "/desk/sign-in/"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Issues")).to_be_visible()
+    return page

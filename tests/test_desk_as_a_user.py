@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import launch_browser, looked_at
+from browser_support import launch_browser, looked_at, signed_in_page
 from user_support import Background, free_port, init_project, link_in, newsletter, uncomment, wait_for_mail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,19 +114,6 @@ wales:
   region: wales
 """
 EDITOR = "ed.editor@our-network.example"
-
-
-def signed_in_page(browser: Browser, base: str, email: str, maildir, count: int) -> Page:
-    """A browser of their own, signed in with the link the desk emails them (the `count`th email)."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{base}/desk/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Email me a sign-in link").click()
-    mine = [m for m in wait_for_mail(maildir, count) if m["To"].addresses[0].addr_spec == email]
-    page.goto(link_in(mine[-1], base, "/desk/sign-in/"))
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Issues")).to_be_visible()
-    return page
 
 
 def field(page: Page, name: str):

@@ -17,6 +17,7 @@ from delivery_support import member_row, run_cli, write_members
 from desk_support import ADMIN, CONTRIBUTOR, add_team, csrf_of, open_desk, sign_in
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Submission, SubmissionStatus, Subscriber
+from newsletter.submissions import review
 from web_support import WebSite
 
 MEMBER = "lee.shah@leeds.gov.example"
@@ -142,3 +143,17 @@ def test_only_a_draft_takes_a_submission_and_a_contributor_may_not_decide(site, 
     assert without_csrf.status_code == 400
     with site.store.session() as session:
         assert session.get(Submission, submitted).status == SubmissionStatus.PENDING
+
+
+def test_an_item_goes_where_an_editor_would_put_it():
+    place = {"place": "Gwent", "region": "wales", "kind": "Marmot Region", "updates": "News."}
+    draft = {"sections": [{"kind": "story", "title": "Lead"}, {"kind": "contact", "email": "a@b.example"}]}
+    added = review.with_item(draft, "place", place, "Gwent Public Services Board")
+    # A draft without a places section gets one, before the contact section that closes the issue.
+    assert [section["kind"] for section in added["sections"]] == ["story", "places", "contact"]
+    assert added["sections"][1]["items"] == [{**place, "credit": "Gwent Public Services Board"}]
+    assert draft["sections"][1]["kind"] == "contact", "the draft's own data is left as it was"
+    story = review.with_item(added, "story", {"title": "An idea", "body": "Text."}, None)
+    assert story["sections"][2] == {"kind": "story", "title": "An idea", "body": "Text."}
+    again = review.with_item(added, "place", {**place, "place": "Leeds"}, None)
+    assert [item["place"] for item in again["sections"][1]["items"]] == ["Gwent", "Leeds"]

@@ -25,22 +25,10 @@ from newsletter.content.issuefile import read_issue_file, write_draft
 from newsletter.content.model import CREDIT_LENGTH
 from newsletter.db.models import Submission, SubmissionStatus, Subscriber, utcnow
 from newsletter.errors import FieldProblem, UserError
+from newsletter.submissions.member import KINDS
 
-# What a member may submit, and the section of the issue it becomes part of (None: a section itself).
-SECTION_OF = {
-    "publication": "publications",
-    "place": "places",
-    "collaboration": "collaborations",
-    "event": "events",
-    "story": None,
-}
-KIND_WORDS = {
-    "publication": "a publication or report",
-    "place": "a place update",
-    "collaboration": "a collaboration",
-    "event": "an event",
-    "story": "a story idea",
-}
+STORY = "story"  # the one kind that is a section of its own, not an item of one
+
 OPEN = (SubmissionStatus.PENDING, SubmissionStatus.QUESTION)  # waiting for the editors
 MAX_NOTE = 2000
 
@@ -66,7 +54,9 @@ class Queued:
 
     @property
     def kind_words(self) -> str:
-        return KIND_WORDS.get(self.submission.kind, self.submission.kind)
+        """ "a publication or report": the kind as a sentence says it."""
+        kind = KINDS.get(self.submission.kind)
+        return kind.label[0].lower() + kind.label[1:] if kind else self.submission.kind
 
 
 @dataclass(frozen=True)
@@ -104,18 +94,18 @@ def find(session: Session, submission_id: int) -> Queued:
 
 def with_item(data: Any, kind: str, fields: dict[str, Any], credit: str | None) -> dict[str, Any]:
     """The issue file's data with the submitted item added where an editor would put it."""
-    if kind not in SECTION_OF:
+    if kind not in KINDS:
         raise UserError(f"a submission of an unknown kind {kind!r}")
     new = copy.deepcopy(data) if isinstance(data, dict) else {}
-    item = {key: value for key, value in fields.items() if key != "kind"}
+    item = dict(fields)  # a place update's own `kind` (a Marmot City...) is one of its fields
     if credit:
         item["credit"] = credit
     sections = new.get("sections")
     if not isinstance(sections, list):
         sections = new["sections"] = []
-    section_kind = SECTION_OF[kind]
-    if section_kind is None:  # a story is a section of its own
-        _insert_section(sections, {"kind": "story", **item})
+    section_kind = KINDS[kind].section
+    if section_kind == STORY:  # a story is a section of its own
+        _insert_section(sections, {"kind": STORY, **item})
         return new
     for section in sections:
         if isinstance(section, dict) and section.get("kind") == section_kind:
@@ -145,7 +135,9 @@ def accept(session: Session, submission_id: int, issue_path: Path, slug: str, ed
     # A member's organisation may be longer than a credit (`content.model.CREDIT_LENGTH`): cut, not refused.
     credit = found.organisation.strip()[:CREDIT_LENGTH].strip() if submission.credit else None
     write_draft(
-        issue_path, with_item(current.data, submission.kind, submission.fields, credit or None), current.version
+        issue_path,
+        with_item(current.data, submission.kind, submission.fields, credit or None),
+        current.version,
     )
     _decide(submission, SubmissionStatus.ACCEPTED, editor, note="", issue_slug=slug)
     title = current.data.get("title") if isinstance(current.data, dict) else None

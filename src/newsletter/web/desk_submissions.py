@@ -14,7 +14,7 @@ from flask import Blueprint, Response, flash, get_flashed_messages, redirect, re
 from werkzeug.exceptions import NotFound
 
 from newsletter.errors import FieldProblem, UserError
-from newsletter.submissions import review
+from newsletter.submissions import member, review
 from newsletter.team import Action
 from newsletter.web.app import site
 from newsletter.web.desk import _account, desk, page, requires
@@ -54,9 +54,14 @@ def submission_page(submission_id: int, status: int = 200, **values: Any) -> tup
         found = desk().submission(submission_id)
     except UserError:
         raise NotFound() from None
+    try:
+        labels = member.labels(member.form_fields(found.submission.kind, site().store.vocabulary))
+    except member.UnknownKind:
+        labels = {}
     return page(
         "desk/submission.html.j2",
         status,
+        labels=labels,
         heading=f"{found.kind_words.capitalize()} from {found.organisation or found.name or 'a former member'}",
         found=found,
         drafts=desk().drafts(),
