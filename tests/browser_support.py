@@ -5,15 +5,21 @@ Screenshots land in test-artifacts/ so a person can look at what subscribers and
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from newsletter.audience.service import Audience
+from newsletter.testing.processes import ServeProcess, free_port
+from newsletter.testing.smtp import RecordingSMTPServer
 from user_support import link_in, wait_for_mail
+from web_support import web_settings
 
 Scheme = Literal["light", "dark"]  # the reader's prefers-color-scheme, emulated
 CHROMIUM = Path("/usr/bin/chromium")
@@ -144,14 +150,58 @@ def looked_at(page: Page, name: str, reload: bool = True) -> None:
         screenshot(page, f"{name}-{width}")
 
 
-def signed_in_page(browser: Browser, base: str, email: str, maildir: Path, count: int) -> Page:
-    """A browser of their own, signed in with the link the desk emails them (the `count`th email)."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def sign_in_to_desk(page: Page, base: str, email: str, emailed_link: Callable[[], str]) -> None:
+    """Ask the desk for a sign-in link, open the one `emailed_link` finds in the mail, press the button."""
     page.goto(f"{base}/desk/sign-in")
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Email me a sign-in link").click()
-    mine = [m for m in wait_for_mail(maildir, count) if m["To"].addresses[0].addr_spec == email]
-    page.goto(link_in(mine[-1], base, "/desk/sign-in/"))
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    page.goto(emailed_link())
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Issues")).to_be_visible()
+
+
+def recorded_sign_in_link(smtp: RecordingSMTPServer, base: str) -> str:
+    """The desk's sign-in link in the first message a recording SMTP server took."""
+    assert smtp.wait_for(1, timeout=10)
+    text = smtp.messages[0].message().get_body(("plain",)).get_content()
+    [link] = re.findall(re.escape(base) + r"/desk/sign-in/[A-Za-z0-9._-]+", text)
+    return link
+
+
+def signed_in_page(browser: Browser, base: str, email: str, maildir: Path, count: int) -> Page:
+    """A browser of their own, signed in with the link the desk emails them (the `count`th email)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+
+    def emailed_link() -> str:
+        mine = [m for m in wait_for_mail(maildir, count) if m["To"].addresses[0].addr_spec == email]
+        return link_in(mine[-1], base, "/desk/sign-in/")
+
+    sign_in_to_desk(page, base, email, emailed_link)
     return page
+
+
+@contextlib.contextmanager
+def serving(
+    tmp_path: Path, members_csv: str = ""
+) -> Iterator[tuple[ServeProcess, Audience, RecordingSMTPServer]]:
+    """The real server (`newsletter serve` as a child process) with base_url pointing at itself, its
+    migrated database holding `members_csv` (CSV text, if any), and the SMTP server it mails; its log
+    is checked for tracebacks at the end."""
+    port = free_port()
+    with RecordingSMTPServer() as smtp:
+        settings = web_settings(
+            f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port, base_url=f"http://127.0.0.1:{port}"
+        )
+        audience = Audience.open(settings)
+        audience.upgrade()
+        if members_csv:
+            members = tmp_path / "members.csv"
+            members.write_text(members_csv, encoding="utf-8")
+            audience.import_csv(members)
+        try:
+            with ServeProcess(settings, port=port) as server:
+                yield server, audience, smtp
+                assert "Traceback" not in server.log(), server.log()
+        finally:
+            audience.close()

@@ -168,3 +168,11 @@ def sending(database_url, server):
 
     with open_sending(delivery_settings(database_url, server.port)) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's), one per test module that asks for it."""
+    from browser_support import launch_browser
+
+    yield from launch_browser()

@@ -7,21 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from archive_support import issue_yaml, serve_directory, settings_for, write
-from browser_support import colours, launch_browser, looked_at, open_page, overflow, screenshot
+from browser_support import colours, looked_at, open_page, overflow, screenshot
 from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
 from newsletter.archive.build import build
 
 pytestmark = pytest.mark.browser
 # The member organisation credited with June 2022's place update (issue 18: "Shared by ...").
 CREDIT = "Blaenau Gwent County Borough Council"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
 
-from browser_support import launch_browser, one_click_post, open_page, overflow, screenshot
+from browser_support import one_click_post, open_page, overflow, screenshot
 from user_support import (
     NEWSLETTER,
     Background,
@@ -50,11 +49,6 @@ laura.morgan@blaenau-gwent.gov.example,Laura Morgan,Blaenau Gwent Council,local-
 zara.begum@blaenau-gwent.gov.example,Zara Begum,Blaenau Gwent Council,local-government,wales,Blaenau Gwent,local-government,
 amir.khan@leeds.ac.example,Amir Khan,University of Leeds,academia,yorkshire-humber,Leeds,,
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture

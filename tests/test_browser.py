@@ -8,23 +8,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
 
-from browser_support import ARTIFACTS, launch_browser, open_page, overflow, screenshot
+from browser_support import ARTIFACTS, open_page, overflow, screenshot
 from newsletter.editor import Editor, write_edition
 from newsletter.preview import make_server, preview_url
 from newsletter.settings import Settings
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,13 @@ import datetime as dt
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from browser_support import launch_browser, looked_at, signed_in_page
+from browser_support import looked_at, signed_in_page
 from user_support import Background, free_port, init_project, link_in, newsletter, uncomment, wait_for_mail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,11 +29,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ADMIN = "ann.admin@our-network.example"
 CONTRIBUTOR = "cat.contributor@our-network.example"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 def test_a_team_signs_in_to_the_desk_and_starts_an_issue(tmp_path, browser):

@@ -13,9 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from browser_support import axe_violations, launch_browser, looked_at, overflow, screenshot
+from browser_support import (
+    axe_violations,
+    looked_at,
+    overflow,
+    recorded_sign_in_link,
+    screenshot,
+    sign_in_to_desk,
+)
 from newsletter.audience.store import Store
 from newsletter.content.loader import load_issue
 from newsletter.db.models import Role
@@ -28,11 +35,6 @@ from web_support import REPO_ROOT, web_settings
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EDITOR = "ed.itor@example.org"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture
@@ -57,19 +59,6 @@ def served(tmp_path) -> Iterator[tuple[str, RecordingSMTPServer, Path]]:
             assert "Traceback" not in server.log(), server.log()
 
 
-def sign_in(page: Page, base: str, smtp: RecordingSMTPServer) -> None:
-    page.goto(f"{base}/desk/sign-in")
-    page.get_by_label("Email address").fill(EDITOR)
-    page.get_by_role("button", name="Email me a sign-in link").click()
-    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    assert smtp.wait_for(1, timeout=10)
-    text = smtp.messages[0].message().get_body(("plain",)).get_content()
-    [link] = re.findall(re.escape(base) + r"/desk/sign-in/[A-Za-z0-9._-]+", text)
-    page.goto(link)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Issues")).to_be_visible()
-
-
 def by_id(page: Page, element_id: str):
     return page.locator(f'[id="{element_id}"]')
 
@@ -77,7 +66,7 @@ def by_id(page: Page, element_id: str):
 def test_an_editor_adds_a_publication_fixes_its_address_and_saves(browser, served):
     base, smtp, issue_file = served
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    sign_in(page, base, smtp)
+    sign_in_to_desk(page, base, EDITOR, lambda: recorded_sign_in_link(smtp, base))
     page.goto(f"{base}/desk/issues/2023-10")
     page.get_by_role("link", name="Edit the issue").click()
     expect(page.get_by_role("heading", name="Edit October 2023 Newsletter")).to_be_visible()

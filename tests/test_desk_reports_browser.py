@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import launch_browser, looked_at
+from browser_support import looked_at, recorded_sign_in_link, sign_in_to_desk
 from newsletter.audience.store import Store
 from newsletter.db.models import Role
 from newsletter.team import Team
@@ -27,11 +26,6 @@ from web_support import web_settings
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EDITOR = "ed.itor@example.org"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture
@@ -53,16 +47,7 @@ def served(tmp_path) -> Iterator[tuple[str, RecordingSMTPServer, int, str]]:
 
 def signed_in(browser: Browser, base: str, smtp: RecordingSMTPServer) -> Page:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{base}/desk/sign-in")
-    page.get_by_label("Email address").fill(EDITOR)
-    page.get_by_role("button", name="Email me a sign-in link").click()
-    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    assert smtp.wait_for(1, timeout=10)
-    text = smtp.messages[0].message().get_body(("plain",)).get_content()
-    [link] = re.findall(re.escape(base) + r"/desk/sign-in/[A-Za-z0-9._-]+", text)
-    page.goto(link)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Issues")).to_be_visible()
+    sign_in_to_desk(page, base, EDITOR, lambda: recorded_sign_in_link(smtp, base))
     return page
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from browser_support import launch_browser, open_page
+from browser_support import open_page
 from newsletter.editor import write_edition
 
 pytestmark = pytest.mark.browser
@@ -39,11 +39,6 @@ def axe_script() -> Path:
             timeout=300,
         )
     return script
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture(scope="module")

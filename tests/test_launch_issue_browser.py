@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import launch_browser, open_page, overflow, screenshot
+from browser_support import open_page, overflow, screenshot
 from newsletter.delivery.copies import render_copy
 from newsletter.editor import Editor
 from newsletter.settings import Settings
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.browser
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = REPO_ROOT / "tests" / "issues" / "2023-01"
 WIDTHS = (375, 600)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch_browser()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ test-artifacts/desk-submission*.png."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
-from browser_support import launch_browser, looked_at, signed_in_page
+from browser_support import looked_at, signed_in_page
 from user_support import Background, free_port, init_project, link_in, newsletter, uncomment, wait_for_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,11 +29,6 @@ MEMBER = "amir.khan@leeds.ac.example"
 EDITOR = "ed.editor@our-network.example"
 MEMBERS = f"email,name,organisation\n{MEMBER},Amir Khan,University of Leeds\n"
 REPORT_URL = "https://leeds.ac.example/reports/health-equity-leeds"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 def test_a_members_report_goes_from_their_inbox_into_next_months_draft(tmp_path, browser):

@@ -5,44 +5,24 @@ screenshotted at 375 px and 1280 px into test-artifacts/ (submit-*.png)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser
 
-from browser_support import launch_browser, looked_at
-from newsletter.audience.service import Audience
-from newsletter.testing.processes import ServeProcess, free_port
-from newsletter.testing.smtp import RecordingSMTPServer
+from browser_support import looked_at, serving
 from newsletter.tokens import Tokens
-from test_audience_support import write_csv
-from web_support import SECRET, web_settings
+from web_support import SECRET
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
 
 
 @pytest.fixture
 def served(tmp_path):
     """The real server, its database with Jo (a member of Acme Trust) and the SMTP server it mails."""
-    port = free_port()
-    with RecordingSMTPServer() as smtp:
-        settings = web_settings(
-            f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port, base_url=f"http://127.0.0.1:{port}"
-        )
-        audience = Audience.open(settings)
-        audience.upgrade()
-        audience.import_csv(
-            write_csv(tmp_path / "jo.csv", "email,name,organisation\njo@example.org,Jo Bloggs,Acme Trust\n")
-        )
-        with ServeProcess(settings, port=port) as server:
-            yield server, audience
-            assert "Traceback" not in server.log(), server.log()
-        audience.close()
+    with serving(tmp_path, "email,name,organisation\njo@example.org,Jo Bloggs,Acme Trust\n") as (
+        server,
+        audience,
+        _,
+    ):
+        yield server, audience
 
 
 def test_a_member_shares_a_report_fixing_a_mistake_on_the_way(browser, served):

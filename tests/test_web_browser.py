@@ -7,48 +7,31 @@ List-Unsubscribe header names. The database is checked after every step; screens
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import func, select
 
-from browser_support import Scheme, colours, launch_browser, one_click_post, open_page, overflow, screenshot
+from browser_support import Scheme, colours, one_click_post, open_page, overflow, screenshot, serving
 from contrast_support import AA_NON_TEXT, AA_TEXT, contrast, luminance
-from newsletter.audience.service import Audience
 from newsletter.db.models import Status, Subscriber
 from newsletter.delivery.service import Sending
-from newsletter.testing.processes import ServeProcess, free_port
 from newsletter.testing.smtp import ANY_ADDRESS, RecordingSMTPServer
 from newsletter.tokens import Tokens
 from test_audience_support import write_csv
-from web_support import SECRET, web_settings
+from web_support import SECRET
 
 pytestmark = pytest.mark.browser
 
 WIDTHS = (375, 1280)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from launch_browser()
-
-
 @pytest.fixture
 def served(tmp_path):
     """The real server with base_url pointing at itself, its database, and the SMTP server it mails."""
-    port = free_port()
-    with RecordingSMTPServer() as smtp:
-        settings = web_settings(
-            f"sqlite:///{tmp_path / 'newsletter.sqlite3'}", smtp.port, base_url=f"http://127.0.0.1:{port}"
-        )
-        audience = Audience.open(settings)
-        audience.upgrade()
-        with ServeProcess(settings, port=port) as server:
-            yield server, audience, smtp
-            assert "Traceback" not in server.log(), server.log()
-        audience.close()
+    with serving(tmp_path) as served_site:
+        yield served_site
 
 
 def look(browser: Browser, url: str, name: str, scheme: Scheme = "light") -> None:
