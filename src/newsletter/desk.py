@@ -224,8 +224,9 @@ class Desk:
         _allow(by, Action.REVIEW)
         if not SLUG.fullmatch(slug) or not (self.issues_dir / slug / ISSUE_FILE).is_file():
             raise FieldProblem("issue", "choose a draft issue to add it to")
-        if self.stage(slug) is not Stage.DRAFT:
-            raise FieldProblem("issue", f"{slug} is {self.stage(slug).value}: only a draft takes new items")
+        stage = self.stage(slug)
+        if stage is not Stage.DRAFT:
+            raise FieldProblem("issue", f"{slug} is {stage.value}: only a draft takes new items")
         with self.database.session() as session:
             decided = review.accept(
                 session, submission_id, self.issues_dir / slug / ISSUE_FILE, slug, by.email
